@@ -1,0 +1,166 @@
+//! The live fleet: every app and worker process renews a small hash in Redis each second,
+//! so any replica can answer `/instances` for all of them. A process that dies simply stops
+//! renewing and drops out after [`TTL_MS`]; one that stops cleanly removes itself.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Script;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::keys;
+use crate::store::Store;
+
+/// How often each process renews its entry.
+pub const BEAT: Duration = Duration::from_secs(1);
+/// How long an entry lives without renewal.
+pub const TTL_MS: u64 = 5_000;
+
+/// Milliseconds since the Unix epoch, the timestamp format of every API response.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What one process says about itself.
+pub struct Member {
+    pub name: String,
+    pub role: &'static str,
+    pub started_at: u64,
+    /// Requests served (app) or jobs processed (worker).
+    pub handled: Arc<AtomicU64>,
+    pub draining: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Instance {
+    pub name: String,
+    pub role: String,
+    pub started_at: u64,
+    pub last_seen: u64,
+    pub handled: u64,
+    pub draining: bool,
+}
+
+/// Drops entries older than the TTL and returns the rest as flat field lists, in one call.
+static LIST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local names = redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {}
+for _, name in ipairs(names) do
+  local fields = redis.call('HGETALL', 'instance:' .. name)
+  if #fields > 0 then table.insert(out, fields) end
+end
+return out
+",
+    )
+});
+
+impl Member {
+    /// Writes this process's entry once.
+    pub async fn beat(&self, store: &Store) -> Result<(), ApiError> {
+        let now = now_ms();
+        let key = keys::instance(&self.name);
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(
+            &key,
+            &[
+                ("name", self.name.clone()),
+                ("role", self.role.to_string()),
+                ("started_at", self.started_at.to_string()),
+                ("last_seen", now.to_string()),
+                ("handled", self.handled.load(Ordering::Relaxed).to_string()),
+                (
+                    "draining",
+                    u8::from(self.draining.load(Ordering::Relaxed)).to_string(),
+                ),
+            ],
+        )
+        .ignore()
+        .pexpire(&key, TTL_MS as i64)
+        .ignore()
+        .zadd(keys::INSTANCES, &self.name, now)
+        .ignore();
+        let mut conn = store.conn();
+        store
+            .bounded(async move { pipe.query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    /// Removes this process's entry: a clean exit leaves the fleet at once.
+    pub async fn leave(&self, store: &Store) {
+        let mut pipe = redis::pipe();
+        pipe.del(keys::instance(&self.name))
+            .ignore()
+            .zrem(keys::INSTANCES, &self.name)
+            .ignore();
+        let mut conn = store.conn();
+        let _ = store
+            .bounded(async move { pipe.query_async::<()>(&mut conn).await })
+            .await;
+    }
+
+    /// Renews the entry every [`BEAT`] until the task is dropped. Failures are logged once
+    /// per outage, not once per beat.
+    pub async fn run(self: Arc<Self>, store: Store) {
+        let mut healthy = true;
+        loop {
+            match self.beat(&store).await {
+                Ok(()) if !healthy => {
+                    tracing::info!("heartbeat restored");
+                    healthy = true;
+                }
+                Err(_) if healthy => {
+                    tracing::warn!("heartbeat failed: redis unavailable");
+                    healthy = false;
+                }
+                _ => {}
+            }
+            tokio::time::sleep(BEAT).await;
+        }
+    }
+}
+
+/// Every live instance, apps first, then by name.
+pub async fn list(store: &Store) -> Result<Vec<Instance>, ApiError> {
+    let cutoff = now_ms().saturating_sub(TTL_MS);
+    let mut conn = store.conn();
+    let mut call = LIST.prepare_invoke();
+    call.key(keys::INSTANCES).arg(cutoff);
+    let rows: Vec<Vec<(String, String)>> = store
+        .bounded(async move { call.invoke_async(&mut conn).await })
+        .await?;
+    let mut fleet: Vec<Instance> = rows.into_iter().map(Instance::from_fields).collect();
+    fleet.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
+    Ok(fleet)
+}
+
+impl Instance {
+    fn from_fields(fields: Vec<(String, String)>) -> Self {
+        let mut it = Instance {
+            name: String::new(),
+            role: String::new(),
+            started_at: 0,
+            last_seen: 0,
+            handled: 0,
+            draining: false,
+        };
+        for (k, v) in fields {
+            match k.as_str() {
+                "name" => it.name = v,
+                "role" => it.role = v,
+                "started_at" => it.started_at = v.parse().unwrap_or(0),
+                "last_seen" => it.last_seen = v.parse().unwrap_or(0),
+                "handled" => it.handled = v.parse().unwrap_or(0),
+                "draining" => it.draining = v == "1",
+                _ => {}
+            }
+        }
+        it
+    }
+}

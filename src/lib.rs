@@ -1,0 +1,27 @@
+//! scaleout: a stateful web app that scales out because its state lives in Redis.
+//!
+//! Layout, one file per concern:
+//!
+//! - [`cli`]: subcommands, exit codes; `main.rs` only calls it.
+//! - [`config`]: every setting, from the environment, into one typed struct.
+//! - [`telemetry`]: JSON or human log lines.
+//! - [`startup`]: binds, runs and drains the HTTP servers.
+//! - [`shutdown`]: signals and the drain flag behind `/healthz`.
+//! - [`routes`]: the API, one module per feature, and [`error`], its error type.
+//! - [`store`]: Redis calls for requests, bounded in time; [`keys`]: every key name.
+//! - [`fleet`]: heartbeats behind `/instances`.
+//! - [`metrics`]: counters and the latency histogram behind `/metrics`.
+//! - [`healthcheck`]: the probe a distroless image uses as its Docker HEALTHCHECK.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fleet;
+pub mod healthcheck;
+pub mod keys;
+pub mod metrics;
+pub mod routes;
+pub mod shutdown;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

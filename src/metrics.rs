@@ -1,0 +1,190 @@
+//! Process-local request metrics and their Prometheus text rendering.
+//!
+//! Hand-written rather than a metrics crate: a handful of atomics and one small map cover
+//! what `/metrics` needs, and the [`Track`] middleware records every response, including
+//! the 404s and 405s that never reach a handler.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ntex::service::{Middleware, Service, ServiceCtx, cfg::SharedCfg};
+use ntex::web::{WebRequest, WebResponse};
+use std::sync::Arc;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    /// Requests by (route pattern, status).
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// Cumulative counts per bucket, plus one for +Inf.
+    latency: [AtomicU64; BUCKETS.len() + 1],
+    latency_sum_us: AtomicU64,
+    /// Requests served, all routes: what `/instances` reports as `handled`.
+    pub handled: Arc<AtomicU64>,
+    /// Redis calls that failed or timed out.
+    pub redis_errors: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record(&self, route: &'static str, status: u16, seconds: f64) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((route, status))
+            .or_default() += 1;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.latency[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency[BUCKETS.len()].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.handled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition format, version 0.0.4.
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP scaleout_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE scaleout_http_requests_total counter\n");
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        for ((route, status), n) in requests.iter() {
+            let _ = writeln!(
+                out,
+                "scaleout_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        drop(requests);
+        out.push_str("# HELP scaleout_http_request_duration_seconds Time to answer a request.\n");
+        out.push_str("# TYPE scaleout_http_request_duration_seconds histogram\n");
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let n = self.latency[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "scaleout_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
+            );
+        }
+        let count = self.latency[BUCKETS.len()].load(Ordering::Relaxed);
+        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "scaleout_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
+             scaleout_http_request_duration_seconds_sum {sum}\n\
+             scaleout_http_request_duration_seconds_count {count}"
+        );
+        gauge(
+            out,
+            "scaleout_redis_errors_total",
+            "counter",
+            "Redis calls that failed or timed out.",
+            self.redis_errors.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// Writes one metric with its HELP and TYPE lines.
+pub fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// The route pattern a path belongs to: a fixed label set, so a scan of random paths
+/// cannot blow up the metric's cardinality.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "/",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/set" => "/set",
+        "/get" => "/get",
+        "/instances" => "/instances",
+        "/metrics" => "/metrics",
+        "/enqueue" => "/enqueue",
+        "/jobs" => "/jobs",
+        p if p.starts_with("/kv/") => "/kv/{key}",
+        p if p.starts_with("/jobs/") => "/jobs/{id}",
+        _ => "other",
+    }
+}
+
+/// Middleware that times every request and records it in [`Metrics`].
+pub struct Track(pub Arc<Metrics>);
+
+impl<S> Middleware<S, SharedCfg> for Track {
+    type Service = TrackService<S>;
+
+    fn create(&self, service: S, _: SharedCfg) -> Self::Service {
+        TrackService {
+            service,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+pub struct TrackService<S> {
+    service: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, E> Service<WebRequest<E>> for TrackService<S>
+where
+    S: Service<WebRequest<E>, Response = WebResponse>,
+{
+    type Response = WebResponse;
+    type Error = S::Error;
+
+    ntex::forward_poll!(service);
+    ntex::forward_ready!(service);
+    ntex::forward_shutdown!(service);
+
+    async fn call(
+        &self,
+        req: WebRequest<E>,
+        ctx: ServiceCtx<'_, Self>,
+    ) -> Result<Self::Response, Self::Error> {
+        let start = Instant::now();
+        let route = route_label(req.path());
+        let res = ctx.call(&self.service, req).await?;
+        let status = res.status().as_u16();
+        self.metrics
+            .record(route, status, start.elapsed().as_secs_f64());
+        Ok(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_buckets() {
+        let m = Metrics::default();
+        m.record("/", 200, 0.002);
+        m.record("/", 200, 0.3);
+        m.record("other", 404, 0.0001);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("scaleout_http_requests_total{route=\"/\",status=\"200\"} 2"));
+        assert!(out.contains("scaleout_http_requests_total{route=\"other\",status=\"404\"} 1"));
+        assert!(out.contains("scaleout_http_request_duration_seconds_bucket{le=\"0.0025\"} 2"));
+        assert!(out.contains("scaleout_http_request_duration_seconds_count 3"));
+        assert_eq!(m.handled.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(route_label("/kv/anything"), "/kv/{key}");
+        assert_eq!(route_label("/jobs/123"), "/jobs/{id}");
+        assert_eq!(route_label("/etc/passwd"), "other");
+    }
+}

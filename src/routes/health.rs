@@ -1,0 +1,31 @@
+//! Liveness and readiness. `/healthz` never touches Redis: it says whether this process
+//! wants traffic (it turns 503 while draining). `/readyz` also checks Redis.
+
+use ntex::web::{HttpResponse, types::State};
+use serde_json::json;
+
+use super::AppState;
+
+pub async fn healthz(state: State<AppState>) -> HttpResponse {
+    if state.drain.is_draining() {
+        HttpResponse::ServiceUnavailable().json(&json!({ "status": "draining" }))
+    } else {
+        HttpResponse::Ok().json(&json!({ "status": "ok" }))
+    }
+}
+
+pub async fn readyz(state: State<AppState>) -> HttpResponse {
+    let reason = if state.drain.is_draining() {
+        Some(("draining", "shutting down"))
+    } else if state.store.ping().await.is_err() {
+        Some(("unavailable", "redis unavailable"))
+    } else {
+        None
+    };
+    match reason {
+        None => HttpResponse::Ok().json(&json!({ "status": "ready" })),
+        Some((status, reason)) => {
+            HttpResponse::ServiceUnavailable().json(&json!({ "status": status, "reason": reason }))
+        }
+    }
+}

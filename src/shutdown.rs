@@ -1,0 +1,47 @@
+//! Signals and draining. Traefik keeps routing to a replica until it exits or fails its
+//! health check, not when it receives SIGTERM; so on SIGTERM a server first turns
+//! `/healthz` to 503 and keeps serving for `DRAIN_SECS`, long enough for the proxy to stop
+//! sending it traffic, and only then stops accepting and finishes what is in flight.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Whether this process has been asked to stop. Shared by every worker thread.
+#[derive(Clone, Default)]
+pub struct Drain(Arc<AtomicBool>);
+
+impl Drain {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// The flag itself, for the fleet heartbeat.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT and names it.
+pub async fn signalled() -> &'static str {
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// The drain phase: waits `period`, or less if a second signal asks to hurry.
+pub async fn drain_period(period: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(period) => {}
+        sig = signalled() => tracing::warn!(signal = sig, "second signal: skipping the rest of the drain"),
+    }
+}
