@@ -1,0 +1,7 @@
+import './assets/main.css'
+
+import { createApp } from 'vue'
+
+import App from './App.vue'
+
+createApp(App).mount('#app')
