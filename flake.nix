@@ -68,7 +68,9 @@
             ./Cargo.lock
             ./src
           ]
+          # A repo-level cargo config (e.g. rustflags) also applies inside Nix.
           ++ lib.optional (builtins.pathExists ./.cargo) ./.cargo
+          ++ lib.optional (builtins.pathExists ./build.rs) ./build.rs
         );
       };
 
