@@ -1,5 +1,5 @@
 {
-  description = "scaleout: a stateful web app that scales out behind Traefik, with all state in Redis";
+  description = "scaleout: a stateful web app that scales out behind Traefik, all state in Redis";
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
@@ -324,12 +324,10 @@
                 touch "$out"
               '';
 
-          frontend-index =
-            pkgs.runCommand "scaleout-frontend-index-check" { }
-              ''
-                test -f ${packages.frontend}/index.html
-                touch "$out"
-              '';
+          frontend-index = pkgs.runCommand "scaleout-frontend-index-check" { } ''
+            test -f ${packages.frontend}/index.html
+            touch "$out"
+          '';
         }
       );
 
