@@ -16,29 +16,40 @@ Commands:
   app                  the HTTP API (run N of these behind Traefik)
   healthcheck [URL]    exit 0 if URL answers 200 [http://127.0.0.1:<LISTEN_ADDR port>/healthz]
 
-Run `scaleout <command> --help` for a command's settings.";
+Run `scaleout <command> --help` for a command's options and settings.";
 
-pub async fn run() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = args.first().map(String::as_str).unwrap_or("--help");
-    let rest = &args[args.len().min(1)..];
-    if matches!(command, "--help" | "-h" | "help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    if matches!(command, "--version" | "-V") {
-        println!("scaleout {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
-    }
-    let usage = match command {
+/// Each command's usage line, shown above the settings table by `<command> --help`.
+fn usage(command: &str) -> Option<&'static str> {
+    Some(match command {
         "app" => "Usage: scaleout app\n\nServes the HTTP API on LISTEN_ADDR.",
         "healthcheck" => {
             "Usage: scaleout healthcheck [URL]\n\nGETs URL (default: /healthz on LISTEN_ADDR's port) and exits 0 on 200."
         }
-        other => {
-            eprintln!("scaleout: unknown command '{other}'\n\n{USAGE}");
-            return ExitCode::from(2);
+        _ => return None,
+    })
+}
+
+pub async fn run() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first().map(String::as_str) else {
+        println!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    match command {
+        "--help" | "-h" | "help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
         }
+        "--version" | "-V" => {
+            println!("scaleout {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let Some(usage) = usage(command) else {
+        eprintln!("scaleout: unknown command '{command}'\n\n{USAGE}");
+        return ExitCode::from(2);
     };
     if rest.iter().any(|a| a == "--help" || a == "-h") {
         println!("{}", Settings::help(usage));
@@ -51,35 +62,35 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match command {
-        "healthcheck" => {
-            let url = rest.first().cloned().unwrap_or_else(|| {
-                format!("http://127.0.0.1:{}/healthz", settings.listen_addr.port())
-            });
-            match healthcheck::probe(&url) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("unhealthy: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+    if command == "healthcheck" {
+        return check_health(&settings, rest.first());
+    }
+    telemetry::init(&settings);
+    let result = match command {
+        "app" => match Application::build(settings) {
+            Ok(app) => app.run_until_stopped().await,
+            Err(e) => Err(e),
+        },
+        _ => unreachable!("usage() knows every command"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "{command} failed");
+            ExitCode::FAILURE
         }
-        _ => {
-            telemetry::init(&settings);
-            let result = match command {
-                "app" => match Application::build(settings) {
-                    Ok(app) => app.run_until_stopped().await,
-                    Err(e) => Err(e),
-                },
-                _ => unreachable!("commands are matched above"),
-            };
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "{command} failed");
-                    ExitCode::FAILURE
-                }
-            }
+    }
+}
+
+fn check_health(settings: &Settings, url: Option<&String>) -> ExitCode {
+    let url = url
+        .cloned()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}/healthz", settings.listen_addr.port()));
+    match healthcheck::probe(&url) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            ExitCode::FAILURE
         }
     }
 }

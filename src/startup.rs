@@ -6,6 +6,8 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use ntex::SharedCfg;
+use ntex::http::HttpServiceConfig;
 use ntex::server::Server;
 use ntex::time::Seconds;
 use ntex::web::{self, App, HttpServer};
@@ -19,6 +21,9 @@ use crate::store::Store;
 
 /// In-flight requests get this long to finish once the drain period is over.
 const FINISH_SECS: u16 = 10;
+/// Idle keep-alive connections stay open this long: longer than the proxy's own idle
+/// timeout, so it is always Traefik that closes an idle connection, never a race with us.
+const KEEP_ALIVE_SECS: u16 = 75;
 
 /// A bound, running HTTP server and what it needs to stop gracefully.
 pub struct Application {
@@ -93,6 +98,10 @@ impl Application {
             .workers(settings.workers)
             .disable_signals()
             .shutdown_timeout(Seconds(FINISH_SECS))
+            .config(
+                SharedCfg::new("scaleout")
+                    .add(HttpServiceConfig::new().set_keepalive(Seconds(KEEP_ALIVE_SECS))),
+            )
             .run();
         tracing::info!(%addr, instance = %settings.instance_name, "listening");
         Ok(Self {

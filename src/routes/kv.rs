@@ -23,7 +23,7 @@ pub async fn set(req: HttpRequest, state: State<AppState>) -> Result<HttpRespons
     let value = query
         .get("value")
         .ok_or_else(|| ApiError::bad_request("missing value"))?;
-    store(&state, key, params::value(value)?).await
+    store(&state, key, value).await
 }
 
 pub async fn get(req: HttpRequest, state: State<AppState>) -> Result<HttpResponse, ApiError> {

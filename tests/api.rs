@@ -1,0 +1,550 @@
+//! Black-box tests of `scaleout app` against a real Redis: every route, every error,
+//! malformed input, concurrency, a Redis outage, and the SIGTERM drain.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::http::{self, get, send};
+use common::{Redis, Scaleout, wait_for};
+
+fn app(redis: &Redis, extra: &[(&str, &str)]) -> Scaleout {
+    let url = redis.url();
+    let mut env = vec![("REDIS_URL", url.as_str()), ("INSTANCE_NAME", "app-test")];
+    env.extend_from_slice(extra);
+    Scaleout::server("app", &env)
+}
+
+#[tokio::test]
+async fn sessions_count_per_cookie_and_globally() {
+    let redis = Redis::start();
+    let app = app(&redis, &[("SESSION_TTL_SECS", "600")]);
+
+    let first = get(app.addr(), "/").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("content-type"), Some("application/json"));
+    let cookie = first.header("set-cookie").expect("a new session sets sid");
+    for part in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
+        assert!(cookie.contains(part), "{cookie} lacks {part}");
+    }
+    let sid = first.sid().unwrap();
+    let body = first.json();
+    assert_eq!(body["served_by"], "app-test");
+    assert_eq!(body["session_id"], sid.as_str());
+    assert_eq!(body["session_count"], 1);
+    assert_eq!(body["global_count"], 1);
+    assert_eq!(body["new_session"], true);
+
+    let second = send(app.addr(), "GET", "/", Some(&sid), None)
+        .await
+        .unwrap();
+    assert!(
+        second.header("set-cookie").is_none(),
+        "a known session keeps its cookie"
+    );
+    let body = second.json();
+    assert_eq!(body["session_id"], sid.as_str());
+    assert_eq!(body["session_count"], 2);
+    assert_eq!(body["global_count"], 2);
+
+    let other = get(app.addr(), "/").await.json();
+    assert_ne!(other["session_id"], sid.as_str());
+    assert_eq!(other["session_count"], 1);
+    assert_eq!(other["global_count"], 3);
+
+    let ttl = redis.int(&["TTL", &format!("session:{sid}")]);
+    assert!((1..=600).contains(&ttl), "sliding TTL set, got {ttl}");
+}
+
+#[tokio::test]
+async fn shared_key_value_round_trips() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    let set = get(app.addr(), "/set?key=color&value=blue").await;
+    assert_eq!(set.status, 200);
+    assert_eq!(set.json()["value"], "blue");
+    let got = get(app.addr(), "/get?key=color").await.json();
+    assert_eq!(
+        (got["key"].as_str(), got["value"].as_str()),
+        (Some("color"), Some("blue"))
+    );
+    assert_eq!(got["served_by"], "app-test");
+
+    let put = send(
+        app.addr(),
+        "PUT",
+        "/kv/a%20b",
+        None,
+        Some("x & y \"quoted\"".as_bytes()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(put.status, 200);
+    let got = get(app.addr(), "/kv/a%20b").await.json();
+    assert_eq!(got["key"], "a b");
+    assert_eq!(got["value"], "x & y \"quoted\"");
+    assert_eq!(
+        get(app.addr(), "/get?key=a+b").await.json()["value"],
+        "x & y \"quoted\""
+    );
+
+    let missing = get(app.addr(), "/get?key=nope").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"], "key not found");
+    assert_eq!(get(app.addr(), "/kv/nope").await.status, 404);
+
+    // User keys are namespaced: they cannot reach a counter or the queue.
+    get(app.addr(), "/set?key=counter:global&value=7").await;
+    get(app.addr(), "/set?key=jobs&value=x").await;
+    assert_eq!(
+        redis.cmd(&["EXISTS", "counter:global"]).as_deref(),
+        Some(":0")
+    );
+    assert_eq!(redis.cmd(&["EXISTS", "jobs"]).as_deref(), Some(":0"));
+    assert_eq!(
+        redis.cmd(&["EXISTS", "kv:counter:global"]).as_deref(),
+        Some(":1")
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_fleet_and_metrics() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    let health = get(app.addr(), "/healthz").await;
+    assert_eq!(
+        (health.status, health.json()["status"].clone()),
+        (200, "ok".into())
+    );
+    let ready = get(app.addr(), "/readyz").await;
+    assert_eq!(
+        (ready.status, ready.json()["status"].clone()),
+        (200, "ready".into())
+    );
+
+    get(app.addr(), "/").await;
+    let instances = get(app.addr(), "/instances").await.json();
+    let me = instances["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "app-test")
+        .cloned()
+        .expect("the app lists itself");
+    assert_eq!(me["role"], "app");
+    assert_eq!(me["draining"], false);
+    assert!(me["handled"].as_u64().is_some() && me["started_at"].as_u64().unwrap() > 0);
+
+    let metrics = get(app.addr(), "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = String::from_utf8(metrics.body).unwrap();
+    assert!(
+        text.contains("scaleout_http_requests_total{route=\"/\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("scaleout_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
+    assert!(text.contains("scaleout_redis_errors_total 0"));
+}
+
+/// Each case: what is wrong, the raw request, the expected status.
+fn malformed() -> Vec<(&'static str, Vec<u8>, u16)> {
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let with = |method: &str, path: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let long_key = "k".repeat(257);
+    let big_value = "v".repeat(64 * 1024 + 1);
+    let mut cases: Vec<(&'static str, String, u16)> = vec![
+        ("set without key", get("/set?value=1"), 400),
+        ("set with empty key", get("/set?key=&value=1"), 400),
+        ("set without value", get("/set?key=a"), 400),
+        (
+            "set with 257-byte key",
+            get(&format!("/set?key={long_key}&value=1")),
+            400,
+        ),
+        ("get without key", get("/get"), 400),
+        ("get with empty key", get("/get?key="), 400),
+        (
+            "get with 257-byte key",
+            get(&format!("/get?key={long_key}")),
+            400,
+        ),
+        (
+            "key with bad percent-encoding (non-UTF-8)",
+            get("/get?key=%FF%FE"),
+            400,
+        ),
+        ("value with non-UTF-8", get("/set?key=a&value=%C3%28"), 400),
+        ("key with a control character", get("/get?key=a%0Ab"), 400),
+        ("key with a NUL", get("/set?key=a%00&value=1"), 400),
+        (
+            "kv path key over 256 bytes",
+            get(&format!("/kv/{long_key}")),
+            400,
+        ),
+        (
+            "kv path with non-UTF-8 (matches no route)",
+            get("/kv/%FF"),
+            404,
+        ),
+        ("unknown path", get("/nope"), 404),
+        ("path traversal", get("/../../etc/passwd"), 404),
+        (
+            "prefix that is not a route",
+            get("/setx?key=a&value=1"),
+            404,
+        ),
+        ("POST /", with("POST", "/"), 405),
+        ("DELETE /", with("DELETE", "/"), 405),
+        ("PUT /set", with("PUT", "/set?key=a&value=1"), 405),
+        ("PATCH /kv/a", with("PATCH", "/kv/a"), 405),
+        ("DELETE /kv/a", with("DELETE", "/kv/a"), 405),
+        ("POST /healthz", with("POST", "/healthz"), 405),
+        ("POST /metrics", with("POST", "/metrics"), 405),
+        ("POST /instances", with("POST", "/instances"), 405),
+        ("made-up method", with("BREW", "/"), 405),
+        (
+            "URL of 8 KiB on an unknown path",
+            get(&format!("/{}", "a".repeat(8 * 1024))),
+            404,
+        ),
+        ("query of only separators", get("/get?&&&=&"), 400),
+        (
+            "duplicate empty key wins first",
+            get("/get?key=&key=a"),
+            400,
+        ),
+        (
+            "PUT /kv announcing a body over 64 KiB (refused before it is sent)",
+            format!(
+                "PUT /kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                64 * 1024 + 1
+            ),
+            413,
+        ),
+    ];
+    let mut bytes: Vec<(&'static str, Vec<u8>, u16)> = cases
+        .drain(..)
+        .map(|(w, r, s)| (w, r.into_bytes(), s))
+        .collect();
+    let mut bad_body =
+        b"PUT /kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\n".to_vec();
+    bad_body.extend_from_slice(&[0xff, 0xfe]);
+    bytes.push(("PUT /kv body that is not UTF-8", bad_body, 400));
+    let chunked = format!(
+        "PUT /kv/a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{big_value}\r\n0\r\n\r\n",
+        big_value.len()
+    );
+    bytes.push((
+        "PUT /kv chunked body over 64 KiB",
+        chunked.into_bytes(),
+        413,
+    ));
+    bytes
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_4xx_and_the_app_keeps_serving() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    let cases = malformed();
+    assert!(
+        cases.len() >= 30,
+        "at least 30 malformed requests, have {}",
+        cases.len()
+    );
+    for (what, request, want) in &cases {
+        let res = http::raw(app.addr(), request)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            res.status,
+            *want,
+            "{what}: {}",
+            String::from_utf8_lossy(&res.body)
+        );
+        assert_eq!(
+            res.header("content-type"),
+            Some("application/json"),
+            "{what}"
+        );
+        assert!(
+            res.json()["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}"
+        );
+        assert_eq!(
+            get(app.addr(), "/healthz").await.status,
+            200,
+            "still serving after: {what}"
+        );
+    }
+    // What the HTTP parser refuses before the app sees it: no JSON body, but the right
+    // status, and the app goes on serving.
+    let big_value = "v".repeat(64 * 1024 + 1);
+    let headers: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let protocol = [
+        (
+            "/set with a value over 64 KiB (URI over the parser's limit)",
+            format!("GET /set?key=a&value={big_value} HTTP/1.1\r\nHost: t\r\n\r\n"),
+            400,
+        ),
+        (
+            "200 headers",
+            format!("GET / HTTP/1.1\r\nHost: t\r\n{headers}\r\n"),
+            431,
+        ),
+        (
+            "not HTTP at all",
+            "\x16\x03\x01 hello\r\n\r\n".to_string(),
+            400,
+        ),
+    ];
+    let mut protocol: Vec<(&str, Vec<u8>, u16)> = protocol
+        .into_iter()
+        .map(|(w, r, s)| (w, r.into_bytes(), s))
+        .collect();
+    let mut raw_bytes = b"GET /".to_vec();
+    raw_bytes.extend_from_slice(&[0xff, 0xfe]);
+    raw_bytes.extend_from_slice(b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    protocol.push(("raw non-UTF-8 bytes in the path", raw_bytes, 400));
+    for (what, request, want) in &protocol {
+        let res = http::raw(app.addr(), request)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(res.status, *want, "{what}");
+        assert_eq!(
+            get(app.addr(), "/healthz").await.status,
+            200,
+            "still serving after: {what}"
+        );
+    }
+    println!(
+        "malformed requests checked: {}",
+        cases.len() + protocol.len()
+    );
+}
+
+#[tokio::test]
+async fn bad_session_cookies_get_a_fresh_session() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    let cookies = [
+        "sid=not-a-uuid",
+        "sid=",
+        "sid=12345678-1234-1234-1234-1234567890zz",
+        "sid=../../etc/passwd",
+        "sid=%00%FF",
+        "garbage without equals; sid=also-bad",
+        "sid=\"unterminated",
+    ];
+    for cookie in cookies {
+        let req =
+            format!("GET / HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
+        let res = http::raw(app.addr(), req.as_bytes()).await.unwrap();
+        assert_eq!(res.status, 200, "{cookie}");
+        let body = res.json();
+        assert_eq!(body["new_session"], true, "{cookie}");
+        assert_eq!(body["session_count"], 1, "{cookie}");
+        assert_eq!(
+            res.sid().as_deref(),
+            body["session_id"].as_str(),
+            "{cookie}"
+        );
+    }
+    // A valid sid next to someone else's malformed cookie is still recognised.
+    let sid = get(app.addr(), "/").await.sid().unwrap();
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nCookie: junk; sid={sid}; x=\"\r\nConnection: close\r\n\r\n"
+    );
+    let body = http::raw(app.addr(), req.as_bytes()).await.unwrap().json();
+    assert_eq!(
+        (body["session_id"].as_str(), body["session_count"].as_i64()),
+        (Some(sid.as_str()), Some(2))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_on_one_session_count_exactly() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    let sid = get(app.addr(), "/").await.sid().unwrap();
+    let addr = app.addr();
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let sid = sid.clone();
+            tokio::spawn(async move { send(addr, "GET", "/", Some(&sid), None).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        let res = t.await.unwrap().expect("request");
+        assert_eq!(res.status, 200);
+        ok += 1;
+    }
+    assert_eq!(ok, 1000);
+    let last = send(addr, "GET", "/", Some(&sid), None)
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(last["session_count"], 1002, "1 + 1000 + this one");
+    assert_eq!(last["global_count"], 1002);
+}
+
+#[tokio::test]
+async fn redis_outage_fails_fast_and_heals_without_restart() {
+    let mut redis = Redis::start();
+    let app = app(&redis, &[]);
+    let sid = get(app.addr(), "/").await.sid().unwrap();
+
+    redis.stop();
+    for path in ["/", "/get?key=a", "/set?key=a&value=1", "/instances"] {
+        let started = Instant::now();
+        let res = send(app.addr(), "GET", path, Some(&sid), None)
+            .await
+            .unwrap();
+        assert_eq!(res.status, 503, "{path}");
+        assert_eq!(res.json()["error"], "redis unavailable", "{path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        get(app.addr(), "/healthz").await.status,
+        200,
+        "the process is alive"
+    );
+    let ready = get(app.addr(), "/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["reason"], "redis unavailable");
+
+    redis.restart();
+    let back = Instant::now();
+    let healed = loop {
+        let res = send(app.addr(), "GET", "/", Some(&sid), None)
+            .await
+            .unwrap();
+        if res.status == 200 {
+            break res;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(2),
+            "not healed within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    println!("healed {:?} after Redis returned", back.elapsed());
+    assert_eq!(
+        healed.json()["session_count"],
+        2,
+        "the session survived (append-only file)"
+    );
+    assert_eq!(get(app.addr(), "/readyz").await.status, 200);
+}
+
+#[tokio::test]
+async fn sigterm_drains_then_exits_zero() {
+    let redis = Redis::start();
+    let mut app = app(&redis, &[("DRAIN_SECS", "2")]);
+    let addr = app.addr();
+    app.signal("TERM");
+    let signalled = Instant::now();
+    loop {
+        if get(addr, "/healthz").await.status == 503 {
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "/healthz still 200 after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Still serving normally while draining.
+    while signalled.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(get(addr, "/").await.status, 200);
+        let health = get(addr, "/healthz").await;
+        assert_eq!(
+            (health.status, health.json()["status"].clone()),
+            (503, "draining".into())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = app.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "left before DRAIN_SECS"
+    );
+    let logs = app.logs().join("\n");
+    for phase in ["draining", "drain over", "stopped"] {
+        assert!(logs.contains(phase), "log lacks {phase}: {logs}");
+    }
+}
+
+#[test]
+fn invalid_settings_exit_2_naming_the_variable() {
+    for (var, value) in [
+        ("DRAIN_SECS", "soon"),
+        ("LOG_FORMAT", "xml"),
+        ("LISTEN_ADDR", "here"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaleout"))
+            .arg("app")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(var), "{err}");
+    }
+}
+
+#[test]
+fn help_lists_every_setting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaleout"))
+        .args(["app", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (name, ..) in scaleout::config::VARS {
+        assert!(help.contains(name), "--help lacks {name}");
+    }
+}
+
+#[tokio::test]
+async fn healthcheck_command_follows_the_app() {
+    let redis = Redis::start();
+    let mut app = app(&redis, &[("DRAIN_SECS", "3")]);
+    let probe = |url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scaleout"))
+            .args(["healthcheck", &url])
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(probe(app.url("/healthz")), Some(0));
+    app.signal("TERM");
+    wait_for(
+        "healthcheck to fail while draining",
+        Duration::from_secs(2),
+        || (probe(app.url("/healthz")) == Some(1)).then_some(()),
+    );
+    assert_eq!(
+        probe("http://127.0.0.1:1/healthz".into()),
+        Some(1),
+        "nothing listening"
+    );
+    assert!(app.wait_exit(Duration::from_secs(10)).success());
+}
