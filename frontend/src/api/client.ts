@@ -88,7 +88,10 @@ export const api = {
 
 /** A short human sentence for anything a request can throw. */
 export function describeError(err: unknown): string {
-  if (err instanceof ApiError) return `${err.message} (HTTP ${err.status})`
+  if (err instanceof ApiError) {
+    const status = `HTTP ${err.status}`
+    return err.message === status ? status : `${err.message} (${status})`
+  }
   if (err instanceof Error) {
     if (err.name === 'TimeoutError') return err.message
     if (err.name === 'AbortError') return 'request aborted'

@@ -1,0 +1,60 @@
+// Shared helpers for the unit tests (not part of the app bundle).
+import { vi } from 'vitest'
+
+/** A promise you settle from the outside. */
+export interface Deferred<T> {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (reason: unknown) => void
+}
+
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void
+  let reject!: (reason: unknown) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+/** Pretends the tab became hidden or visible, as the browser would. */
+export function setVisibility(state: DocumentVisibilityState): void {
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state })
+  document.dispatchEvent(new Event('visibilitychange'))
+}
+
+export function jsonResponse(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } })
+}
+
+export type Route = (init: RequestInit | undefined, url: string) => Response | Promise<Response>
+
+/**
+ * Installs a fake `fetch` that answers by "METHOD /path" (path as the page
+ * requests it, e.g. "GET /api/jobs"); unknown routes answer 404.
+ */
+export function mockFetch(routes: Record<string, Route>) {
+  const fn = vi.fn(async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
+    const key = `${init?.method ?? 'GET'} ${url}`
+    const route = routes[key]
+    if (route === undefined) return jsonResponse({ error: `no route for ${key}` }, 404)
+    return route(init, url)
+  })
+  vi.stubGlobal('fetch', fn)
+  return fn
+}
+
+/** Lets pending promise callbacks run (with fake timers active). */
+export async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve()
+}
+
+export const session = (served_by: string, session_count: number, session_id = 'sid-1') => ({
+  served_by,
+  session_id,
+  session_count,
+  global_count: session_count + 100,
+  new_session: session_count === 1,
+})
