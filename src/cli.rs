@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::config::Settings;
 use crate::startup::Application;
-use crate::{healthcheck, telemetry};
+use crate::{healthcheck, telemetry, web};
 
 const USAGE: &str = "\
 scaleout: a stateful web app that scales out, all state in Redis
@@ -14,6 +14,7 @@ Usage: scaleout <command> [options]
 
 Commands:
   app                  the HTTP API (run N of these behind Traefik)
+  web                  the dashboard's static files from WEB_ROOT
   healthcheck [URL]    exit 0 if URL answers 200 [http://127.0.0.1:<LISTEN_ADDR port>/healthz]
 
 Run `scaleout <command> --help` for a command's options and settings.";
@@ -22,6 +23,7 @@ Run `scaleout <command> --help` for a command's options and settings.";
 fn usage(command: &str) -> Option<&'static str> {
     Some(match command {
         "app" => "Usage: scaleout app\n\nServes the HTTP API on LISTEN_ADDR.",
+        "web" => "Usage: scaleout web\n\nServes the built dashboard from WEB_ROOT on LISTEN_ADDR.",
         "healthcheck" => {
             "Usage: scaleout healthcheck [URL]\n\nGETs URL (default: /healthz on LISTEN_ADDR's port) and exits 0 on 200."
         }
@@ -69,6 +71,10 @@ pub async fn run() -> ExitCode {
     let result = match command {
         "app" => match Application::build(settings) {
             Ok(app) => app.run_until_stopped().await,
+            Err(e) => Err(e),
+        },
+        "web" => match web::build(settings) {
+            Ok(server) => server.run_until_stopped().await,
             Err(e) => Err(e),
         },
         _ => unreachable!("usage() knows every command"),

@@ -11,6 +11,7 @@
 //! - [`store`]: Redis calls for requests, bounded in time; [`keys`]: every key name.
 //! - [`fleet`]: heartbeats behind `/instances`.
 //! - [`metrics`]: counters and the latency histogram behind `/metrics`.
+//! - [`web`]: the dashboard's static files, for `scaleout web`.
 //! - [`healthcheck`]: the probe a distroless image uses as its Docker HEALTHCHECK.
 
 pub mod cli;
@@ -25,3 +26,4 @@ pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod web;
