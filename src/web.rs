@@ -161,10 +161,10 @@ fn resolve(root: &Path, relative: &Path) -> Option<(PathBuf, bool)> {
     if let Some(file) = inside(candidate.clone()) {
         return Some((file, false));
     }
-    if candidate.is_dir() {
-        if let Some(file) = inside(candidate.join("index.html")) {
-            return Some((file, false));
-        }
+    if candidate.is_dir()
+        && let Some(file) = inside(candidate.join("index.html"))
+    {
+        return Some((file, false));
     }
     // A client-side route (no extension) gets the app; a missing asset is a real 404.
     if relative.extension().is_none() {
