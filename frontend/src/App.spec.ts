@@ -105,6 +105,20 @@ describe('App', () => {
     expect(wrapper.find('[data-testid="api-banner"]').exists()).toBe(false)
   })
 
+  it('names the endpoint when only a secondary poll fails', async () => {
+    vi.mocked(fetch).mockImplementation(async (input) => {
+      const url = String(input)
+      if (url === '/api/jobs') return jsonResponse({ error: 'no such route' }, 404)
+      if (url === '/api/instances') return jsonResponse({ served_by: 'app-1', instances: [] })
+      return jsonResponse(session('app-1', 1))
+    })
+    wrapper = mount(App)
+    await vi.advanceTimersByTimeAsync(0)
+    await flushPromises()
+    expect(servedBy()).toBe('app-1')
+    expect(wrapper.get('[data-testid="api-banner"]').text()).toContain('/api/jobs: no such route (HTTP 404)')
+  })
+
   it('stops polling while the tab is hidden', async () => {
     wrapper = mount(App)
     await vi.advanceTimersByTimeAsync(0)
