@@ -33,12 +33,19 @@ const watchdog = setTimeout(() => {
 const consoleErrors = []
 /** @type {{ name: string, ok: boolean, detail: string }[]} */
 const results = []
+/** Set when the page itself does not load: the other checks are then not run. */
+let pageDown = false
 
 /**
  * @param {string} name
  * @param {() => Promise<string | void>} fn
  */
 async function check(name, fn) {
+  if (pageDown) {
+    results.push({ name, ok: false, detail: 'not run: the page did not load' })
+    console.log(`FAIL ${name} — not run: the page did not load`)
+    return
+  }
   const t0 = Date.now()
   try {
     const detail = (await fn()) ?? ''
@@ -116,6 +123,7 @@ try {
     const first = await waitFor(() => text(page, 'served-by'), 10_000, 'the first "served by"')
     return `first served by ${first}`
   })
+  pageDown = results.at(-1)?.ok !== true
 
   await check('served-by takes at least 2 distinct values within 10 s', async () => {
     const seen = new Set()
@@ -188,8 +196,10 @@ try {
   })
 
   // Let a few more polls fill the chart, then keep a picture for people to look at.
-  await sleep(3000)
-  await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true })
+  if (!pageDown) {
+    await sleep(3000)
+    await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true })
+  }
 
   await check('fits a phone-width screen (375 px)', async () => {
     const phone = await browser.newContext({ viewport: { width: 375, height: 812 }, colorScheme: 'dark' })
@@ -220,6 +230,6 @@ try {
 
 const passed = results.filter((r) => r.ok).length
 const failed = results.length - passed
-console.log(`screenshots: ${ARTIFACTS}dashboard.png, ${ARTIFACTS}dashboard-phone.png`)
+if (!pageDown) console.log(`screenshots: ${ARTIFACTS}dashboard.png, ${ARTIFACTS}dashboard-phone.png`)
 console.log(`${passed} passed, ${failed} failed`)
 process.exit(failed === 0 ? 0 : 1)
