@@ -76,8 +76,13 @@ if [ "$want_scaleout" = 1 ]; then
   mkdir -p "$CTX/scaleout"
   cp "$bin" "$CTX/scaleout/scaleout"
   cp -R "$dist" "$CTX/scaleout/www"
+  # the same OCI labels as the flake's images, from Cargo.toml's [package]
+  pkg() { sed -n "/^\[package\]/,/^\[/ s/^$1 *= *\"\(.*\)\"/\1/p" "$ROOT/Cargo.toml" | head -n1; }
   for t in app worker web; do
-    build "scaleout-$t:latest" "$HERE/scaleout.Dockerfile" "$CTX/scaleout" --target "$t"
+    build "scaleout-$t:latest" "$HERE/scaleout.Dockerfile" "$CTX/scaleout" --target "$t" \
+      --label "org.opencontainers.image.description=$(pkg description) ($t)" \
+      --label "org.opencontainers.image.version=$(pkg version)" \
+      --label "org.opencontainers.image.licenses=$(pkg license)"
   done
 fi
 

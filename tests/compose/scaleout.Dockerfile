@@ -9,13 +9,14 @@
 FROM scratch AS base
 COPY scaleout /bin/scaleout
 USER 65534:65534
+WORKDIR /
 ENV REDIS_URL=redis://redis:6379 \
     LISTEN_ADDR=0.0.0.0:8080 \
     LOG_FORMAT=json \
     RUST_LOG=info \
     DRAIN_SECS=5
-LABEL org.opencontainers.image.licenses="MIT" \
-      org.scaleout.built-by="tests/compose"
+# build-images.sh adds org.opencontainers.image.{description,version,licenses} from Cargo.toml
+LABEL org.scaleout.built-by="tests/compose"
 
 FROM base AS app
 LABEL org.opencontainers.image.title="scaleout-app"
