@@ -14,6 +14,7 @@ Usage: scaleout <command> [options]
 
 Commands:
   app                  the HTTP API (run N of these behind Traefik)
+  worker               the job consumer: a reliable queue in Redis (run any number)
   web                  the dashboard's static files from WEB_ROOT
   healthcheck [URL]    exit 0 if URL answers 200 [http://127.0.0.1:<LISTEN_ADDR port>/healthz]
 
@@ -23,6 +24,9 @@ Run `scaleout <command> --help` for a command's options and settings.";
 fn usage(command: &str) -> Option<&'static str> {
     Some(match command {
         "app" => "Usage: scaleout app\n\nServes the HTTP API on LISTEN_ADDR.",
+        "worker" => {
+            "Usage: scaleout worker\n\nProcesses jobs from the Redis list `jobs`; SIGTERM finishes the current job, then exits."
+        }
         "web" => "Usage: scaleout web\n\nServes the built dashboard from WEB_ROOT on LISTEN_ADDR.",
         "healthcheck" => {
             "Usage: scaleout healthcheck [URL]\n\nGETs URL (default: /healthz on LISTEN_ADDR's port) and exits 0 on 200."
@@ -73,6 +77,7 @@ pub async fn run() -> ExitCode {
             Ok(app) => app.run_until_stopped().await,
             Err(e) => Err(e),
         },
+        "worker" => crate::jobs::worker::run(settings).await,
         "web" => match web::build(settings) {
             Ok(server) => server.run_until_stopped().await,
             Err(e) => Err(e),

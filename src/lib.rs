@@ -10,6 +10,7 @@
 //! - [`routes`]: the API, one module per feature, and [`error`], its error type.
 //! - [`store`]: Redis calls for requests, bounded in time; [`keys`]: every key name.
 //! - [`fleet`]: heartbeats behind `/instances`.
+//! - [`jobs`]: the reliable job queue and `scaleout worker`.
 //! - [`metrics`]: counters and the latency histogram behind `/metrics`.
 //! - [`web`]: the dashboard's static files, for `scaleout web`.
 //! - [`healthcheck`]: the probe a distroless image uses as its Docker HEALTHCHECK.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod healthcheck;
+pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod routes;

@@ -1,0 +1,317 @@
+//! `scaleout worker`: claims one job at a time, does it, and reports how it went. Meanwhile
+//! it sends heartbeats (so `/instances` lists it and other workers can tell it is alive)
+//! and helps keep the queue healthy: every worker reclaims the jobs of dead or stuck
+//! workers and moves due retries back to the queue.
+//!
+//! A Redis outage is expected, not fatal: every failing step waits a bounded, growing
+//! delay ([`Backoff`]) instead of retrying hot, and the worker carries on once Redis
+//! answers. SIGTERM stops claiming, lets the current job finish, and exits 0.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::queue::{self, Claim, Consumer, Outcome};
+use super::retry_delay;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::fleet::{Member, now_ms};
+use crate::metrics::Metrics;
+use crate::shutdown::{self, Drain};
+use crate::store::Store;
+
+/// How often each worker runs the reclaimer and requeues due retries.
+const UPKEEP: Duration = Duration::from_secs(1);
+/// First and longest wait between tries while Redis fails.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Runs the worker until SIGTERM or SIGINT, then finishes the current job and leaves.
+pub async fn run(settings: Settings) -> io::Result<()> {
+    let invalid = |e: redis::RedisError| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("REDIS_URL: {e}"))
+    };
+    let store =
+        Store::connect_lazy(&settings.redis_url, Arc::new(Metrics::default())).map_err(invalid)?;
+    let consumer = Consumer::new(&settings.redis_url, &settings.instance_name, store.clone())
+        .map_err(invalid)?;
+    let drain = Drain::default();
+    let member = Arc::new(Member {
+        name: settings.instance_name.clone(),
+        role: "worker",
+        started_at: now_ms(),
+        handled: Arc::default(),
+        draining: drain.flag(),
+    });
+    let (stop_tx, stop) = watch::channel(false);
+    let signals = ntex::rt::spawn(async move {
+        let signal = shutdown::signalled().await;
+        drain.start();
+        tracing::info!(
+            signal,
+            "stopping: claiming no more jobs, finishing the current one"
+        );
+        let _ = stop_tx.send(true);
+    });
+    let visibility = Duration::from_secs(settings.job_visibility_secs);
+    let heartbeat = ntex::rt::spawn(member.clone().run(store.clone()));
+    let upkeep = ntex::rt::spawn(upkeep(store.clone(), visibility));
+    tracing::info!(
+        instance = %settings.instance_name,
+        work_ms = settings.job_work_ms,
+        max_attempts = settings.job_max_attempts,
+        visibility_secs = settings.job_visibility_secs,
+        "worker started"
+    );
+    let mut worker = Worker {
+        consumer,
+        member: member.clone(),
+        store: store.clone(),
+        work: Duration::from_millis(settings.job_work_ms),
+        max_attempts: settings.job_max_attempts,
+        visibility,
+        stop,
+        backoff: Backoff::default(),
+    };
+    worker.run().await;
+    upkeep.cancel();
+    heartbeat.cancel();
+    signals.cancel();
+    match worker.consumer.retire().await {
+        Ok(0) => {}
+        Ok(jobs) => tracing::info!(jobs, "returned a job claimed while stopping to the queue"),
+        Err(_) => tracing::warn!("could not deregister: other workers will reclaim what is left"),
+    }
+    member.leave(&store).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+struct Worker {
+    consumer: Consumer,
+    member: Arc<Member>,
+    store: Store,
+    /// Simulated work per job (`JOB_WORK_MS`).
+    work: Duration,
+    max_attempts: u32,
+    visibility: Duration,
+    /// Turns true on SIGTERM/SIGINT.
+    stop: watch::Receiver<bool>,
+    backoff: Backoff,
+}
+
+impl Worker {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Claims and processes jobs until asked to stop.
+    async fn run(&mut self) {
+        // Registering also requeues what a previous run under this name left behind; after
+        // a failed claim it requeues the item that may be stranded in our processing list.
+        let mut register = true;
+        while !self.stopping() {
+            if register {
+                match self.register().await {
+                    Ok(()) => register = false,
+                    Err(_) => {
+                        self.pause().await;
+                        continue;
+                    }
+                }
+            }
+            match self.next().await {
+                Ok(Some(claim)) => {
+                    self.backoff.succeeded();
+                    self.process(claim).await;
+                }
+                Ok(None) => self.backoff.succeeded(),
+                Err(_) => {
+                    register = true;
+                    self.pause().await;
+                }
+            }
+        }
+    }
+
+    async fn register(&mut self) -> Result<(), ApiError> {
+        // Beat first: the reclaimer forgets consumers without a heartbeat.
+        self.member.beat(&self.store).await?;
+        let returned = self.consumer.register().await?;
+        if returned > 0 {
+            tracing::info!(
+                jobs = returned,
+                "requeued jobs left in this worker's processing list"
+            );
+        }
+        self.backoff.succeeded();
+        Ok(())
+    }
+
+    /// The next claimed job; `None` if the queue stayed empty for a while, or if a stop
+    /// was asked for meanwhile (then the item taken is requeued on the way out).
+    async fn next(&mut self) -> Result<Option<Claim>, ApiError> {
+        let Some(item) = self.consumer.take().await? else {
+            return Ok(None);
+        };
+        if self.stopping() {
+            return Ok(None);
+        }
+        self.consumer.claim(&item).await
+    }
+
+    async fn process(&mut self, claim: Claim) {
+        let started = Instant::now();
+        let result = work(&claim.name, self.work).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let delay = retry_delay(claim.attempt);
+        let outcome = match result {
+            Ok(()) => Outcome::Done,
+            Err(error) if claim.attempt >= self.max_attempts => Outcome::Dead { error },
+            Err(error) => Outcome::Retry {
+                error,
+                at_ms: now_ms() + delay.as_millis() as u64,
+            },
+        };
+        let recorded = self.record(&claim, &outcome, started).await;
+        let (job, id, by, attempt) = (&claim.name, &claim.id, self.consumer.name(), claim.attempt);
+        match (recorded, &outcome) {
+            (Some(true), Outcome::Done) => {
+                tracing::info!(job, id, by, attempt, ms, "processed");
+            }
+            (Some(true), Outcome::Retry { error, .. }) => {
+                let retry_in_ms = delay.as_millis() as u64;
+                tracing::warn!(job, id, by, attempt, ms, error, retry_in_ms, "failed");
+            }
+            (Some(true), Outcome::Dead { error }) => {
+                tracing::warn!(job, id, by, attempt, ms, error, "dead");
+            }
+            (Some(false), _) => tracing::warn!(
+                job,
+                id,
+                by,
+                attempt,
+                "claim lost: the job was reclaimed and runs again elsewhere"
+            ),
+            (None, _) => tracing::warn!(
+                job,
+                id,
+                by,
+                attempt,
+                "result not recorded (redis unavailable): the job will be reclaimed and run again"
+            ),
+        }
+        if recorded == Some(true) {
+            self.member.handled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reports an outcome, retrying through a Redis outage until the claim's visibility
+    /// timeout: after that the job is reclaimable anyway. `None` if it never got through.
+    async fn record(&mut self, claim: &Claim, outcome: &Outcome, started: Instant) -> Option<bool> {
+        let deadline = started + self.visibility;
+        loop {
+            match self.consumer.finish(claim, outcome).await {
+                Ok(recorded) => {
+                    self.backoff.succeeded();
+                    return Some(recorded);
+                }
+                Err(_) => {
+                    let delay = self.backoff.failed();
+                    if Instant::now() + delay >= deadline {
+                        return None;
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Waits out the next backoff step, or less if a stop is asked for.
+    async fn pause(&mut self) {
+        let delay = self.backoff.failed();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = self.stop.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
+/// The simulated job: takes `duration`; a job whose name starts with `fail` then fails,
+/// to show retries and the dead-letter list.
+async fn work(name: &str, duration: Duration) -> Result<(), String> {
+    tokio::time::sleep(duration).await;
+    if name.starts_with("fail") {
+        Err("deliberate failure: the job's name starts with \"fail\"".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Every [`UPKEEP`]: reclaims the jobs of dead or stuck workers and requeues due retries.
+/// Every worker runs this; the scripts are atomic, so running them at once is harmless. A
+/// failure waits for the next pass (the main loop reports outages).
+async fn upkeep(store: Store, visibility: Duration) {
+    loop {
+        tokio::time::sleep(UPKEEP).await;
+        if let Ok(jobs @ 1..) = queue::reclaim(&store, visibility).await {
+            tracing::info!(jobs, "reclaimed jobs of dead or stuck workers");
+        }
+        if let Ok(jobs @ 1..) = queue::promote_due(&store).await {
+            tracing::debug!(jobs, "retries due: back in the queue");
+        }
+    }
+}
+
+/// The wait before the next try while Redis fails: [`BACKOFF_MIN`], doubling up to
+/// [`BACKOFF_MAX`], so an outage costs next to no CPU and recovery is noticed within
+/// seconds. Logs the start and the end of an outage once each, not every try.
+#[derive(Default)]
+struct Backoff {
+    current: Option<Duration>,
+}
+
+impl Backoff {
+    fn failed(&mut self) -> Duration {
+        let next = match self.current {
+            None => {
+                tracing::warn!("redis unavailable: backing off");
+                BACKOFF_MIN
+            }
+            Some(delay) => (delay * 2).min(BACKOFF_MAX),
+        };
+        self.current = Some(next);
+        next
+    }
+
+    fn succeeded(&mut self) {
+        if self.current.take().is_some() {
+            tracing::info!("redis reachable again: resuming");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_bound_and_resets() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<u128> = (0..7).map(|_| backoff.failed().as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 2000, 2000]);
+        backoff.succeeded();
+        assert_eq!(backoff.failed(), BACKOFF_MIN);
+    }
+
+    #[tokio::test]
+    async fn only_fail_names_fail() {
+        assert!(work("test-1", Duration::ZERO).await.is_ok());
+        assert!(work("fail-1", Duration::ZERO).await.is_err());
+        assert!(work("failure", Duration::ZERO).await.is_err());
+        assert!(work("no-fail", Duration::ZERO).await.is_ok());
+    }
+}
