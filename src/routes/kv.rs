@@ -78,7 +78,7 @@ fn path_key(req: &HttpRequest) -> Result<String, ApiError> {
 
 /// Reads a request body of at most [`MAX_VALUE`] bytes; a larger one is refused with 413
 /// as soon as it is announced or seen, without buffering the rest.
-async fn read_body(req: &HttpRequest, mut body: Payload) -> Result<BytesMut, ApiError> {
+pub(super) async fn read_body(req: &HttpRequest, mut body: Payload) -> Result<BytesMut, ApiError> {
     let too_large = || ApiError::TooLarge(format!("value is larger than {MAX_VALUE} bytes"));
     let announced = req
         .headers()

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use ntex::web::{HttpResponse, types::State};
 
 use super::AppState;
+use crate::jobs::queue;
 use crate::metrics::gauge;
 
 pub async fn metrics(state: State<AppState>) -> HttpResponse {
@@ -25,6 +26,10 @@ pub async fn metrics(state: State<AppState>) -> HttpResponse {
         "Requests served by this replica, all routes.",
         state.metrics.handled.load(Ordering::Relaxed),
     );
+    // Fleet-wide job figures live in Redis; without it, the local metrics still answer.
+    if let Ok(stats) = queue::stats(&state.store).await {
+        stats.render(&mut out);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)

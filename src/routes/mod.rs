@@ -3,6 +3,7 @@
 
 mod fleet;
 mod health;
+mod jobs;
 mod kv;
 mod metrics;
 mod params;
@@ -54,6 +55,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(get("/instances", web::get().to(fleet::instances)))
+        .service(get("/enqueue", web::get().to(jobs::enqueue)))
+        .service(
+            web::resource("/jobs")
+                .route(web::get().to(jobs::list))
+                .route(web::post().to(jobs::create))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(get("/jobs/{id}", web::get().to(jobs::show)))
         .service(get("/metrics", web::get().to(metrics::metrics)));
 }
 

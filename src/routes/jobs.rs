@@ -1,0 +1,98 @@
+//! Jobs: the seed's `GET /enqueue?job=NAME`, a JSON `POST /jobs` (idempotent when the
+//! client chooses the id), and the status routes. The worker side is [`crate::jobs`].
+
+use ntex::web::{HttpRequest, HttpResponse, types::Payload, types::State};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::kv::read_body;
+use super::params::{self, Query};
+use super::{AppState, ok};
+use crate::error::ApiError;
+use crate::jobs::queue::{self, Enqueued};
+use crate::jobs::{MAX_ID, MAX_NAME, new_id, valid_id};
+
+/// The body of `POST /jobs`. Both fields optional here, so a missing name gets our own
+/// error sentence rather than serde's.
+#[derive(Deserialize)]
+struct NewJob {
+    name: Option<String>,
+    id: Option<String>,
+}
+
+pub async fn enqueue(req: HttpRequest, state: State<AppState>) -> Result<HttpResponse, ApiError> {
+    let query = Query::parse(req.query_string())?;
+    let name = params::required(query.get("job"), "job", MAX_NAME)?;
+    submit(&state, &new_id(), name).await
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: State<AppState>,
+    body: Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, body).await?;
+    let new: NewJob = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body must be a JSON object like {{\"name\": \"...\"}} (error at line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let name = params::required(new.name.as_deref(), "name", MAX_NAME)?;
+    let id = match new.id {
+        Some(id) => checked_id(&id)?.to_owned(),
+        None => new_id(),
+    };
+    submit(&state, &id, name).await
+}
+
+/// 202 with the new job, or 200 with the existing one when the id is taken: a client
+/// retrying a request it is unsure about never queues a duplicate.
+async fn submit(state: &AppState, id: &str, name: &str) -> Result<HttpResponse, ApiError> {
+    Ok(match queue::enqueue(&state.store, id, name).await? {
+        Enqueued::New { queue_length } => HttpResponse::Accepted().json(&json!({
+            "enqueued": name,
+            "id": id,
+            "queue_length": queue_length,
+            "served_by": state.instance(),
+        })),
+        Enqueued::Existing { queue_length, job } => ok(&json!({
+            "enqueued": job.name,
+            "id": id,
+            "queue_length": queue_length,
+            "served_by": state.instance(),
+            "job": job,
+        })),
+    })
+}
+
+pub async fn show(req: HttpRequest, state: State<AppState>) -> Result<HttpResponse, ApiError> {
+    let id = checked_id(req.match_info().get("id").unwrap_or(""))?;
+    match queue::job(&state.store, id).await? {
+        Some(job) => Ok(ok(&job)),
+        None => Err(ApiError::NotFound("job not found".into())),
+    }
+}
+
+pub async fn list(state: State<AppState>) -> Result<HttpResponse, ApiError> {
+    let (jobs, lengths) = queue::overview(&state.store).await?;
+    Ok(ok(&json!({
+        "jobs": jobs,
+        "queue_length": lengths.queue_length,
+        "processing_length": lengths.processing_length,
+        "delayed_length": lengths.delayed_length,
+        "dead_length": lengths.dead_length,
+        "served_by": state.instance(),
+    })))
+}
+
+fn checked_id(id: &str) -> Result<&str, ApiError> {
+    if valid_id(id) {
+        Ok(id)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "id must be 1 to {MAX_ID} characters of A-Z, a-z, 0-9, '-' and '_'"
+        )))
+    }
+}
