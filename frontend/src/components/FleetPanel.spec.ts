@@ -42,6 +42,22 @@ describe('FleetPanel', () => {
     expect(w.get('[data-testid="fleet-workers"]').text()).toContain('7 jobs')
   })
 
+  it('says "1 job", not "1 jobs"', () => {
+    const w = mount(FleetPanel, {
+      props: {
+        replicas: [inst({ name: 'app-1', handled: 1 })],
+        workers: [inst({ name: 'worker-1', role: 'worker', handled: 1 })],
+        current: null,
+        now: NOW,
+        loaded: true,
+      },
+    })
+    expect(w.text()).toContain('1 request')
+    expect(w.text()).not.toContain('1 requests')
+    expect(w.text()).toContain('1 job')
+    expect(w.text()).not.toContain('1 jobs')
+  })
+
   it('says so when a group is empty, and shows loading before the first answer', async () => {
     const w = mount(FleetPanel, { props: { replicas: [], workers: [], current: null, now: NOW, loaded: false } })
     expect(w.text()).toContain('Loading…')
