@@ -7,6 +7,8 @@ import { usePoller } from './usePoller'
 
 export interface FleetOptions {
   interval: MaybeRefOrGetter<number>
+  /** Poll sooner than `interval` while failing, to clear the error quickly. */
+  retryInterval?: MaybeRefOrGetter<number>
   enabled?: MaybeRefOrGetter<boolean>
 }
 

@@ -10,6 +10,8 @@ export interface JobsOptions {
   idleInterval: MaybeRefOrGetter<number>
   /** Poll interval while jobs are moving (ms). */
   busyInterval?: MaybeRefOrGetter<number>
+  /** Poll interval while failing (ms), to notice recovery quickly. */
+  retryInterval?: MaybeRefOrGetter<number>
   enabled?: MaybeRefOrGetter<boolean>
   /** How many jobs the table shows. */
   limit?: number
@@ -35,6 +37,7 @@ export function useJobs(options: JobsOptions) {
 
   const poller = usePoller((signal) => api.jobs(signal), {
     interval: () => (busy.value ? toValue(options.busyInterval ?? 1000) : toValue(options.idleInterval)),
+    retryInterval: options.retryInterval,
     enabled: options.enabled,
     onSuccess: (res) => {
       const listed = new Set(res.jobs.map((j) => j.id))

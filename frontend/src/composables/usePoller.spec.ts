@@ -174,6 +174,27 @@ describe('usePoller', () => {
     expect(p.lastSuccessAt.value).toBeGreaterThan(firstSuccess ?? Infinity)
   })
 
+  it('retries at the retry interval while failing, then goes back to the normal one', async () => {
+    let fail = true
+    const fetcher = vi.fn(async () => {
+      if (fail) throw new Error('down')
+      return 'ok'
+    })
+    const p = start(fetcher, { interval: 5000, retryInterval: 1000 })
+    await vi.advanceTimersByTimeAsync(0)
+    expect(p.error.value).toBe('down')
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(fetcher).toHaveBeenCalledTimes(2)
+    fail = false
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(fetcher).toHaveBeenCalledTimes(3)
+    expect(p.error.value).toBeNull()
+    await vi.advanceTimersByTimeAsync(4999)
+    expect(fetcher).toHaveBeenCalledTimes(3)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(fetcher).toHaveBeenCalledTimes(4)
+  })
+
   it('stops while disabled and resumes when enabled again', async () => {
     const enabled = ref(true)
     const fetcher = vi.fn(async () => 'ok')

@@ -19,6 +19,8 @@ import { usePageVisibility } from './usePageVisibility'
 export interface PollerOptions<T> {
   /** Time between the starts of two polls, in ms. */
   interval: MaybeRefOrGetter<number>
+  /** Interval after a failed poll, if it should differ (e.g. retry a slow poll sooner). */
+  retryInterval?: MaybeRefOrGetter<number>
   /** A poll that takes longer is aborted and counts as a failure (ms, default 4000). */
   timeout?: MaybeRefOrGetter<number>
   /** `false` pauses polling (e.g. a pause button); default `true`. */
@@ -93,7 +95,8 @@ export function usePoller<T>(fetcher: (signal: AbortSignal) => Promise<T>, optio
   function schedule(): void {
     clearTimer()
     if (disposed || inFlight.value || !active.value) return
-    const interval = Math.max(0, toValue(options.interval))
+    const base = failures.value > 0 && options.retryInterval !== undefined ? options.retryInterval : options.interval
+    const interval = Math.max(0, toValue(base))
     const wait = lastStart === null ? 0 : Math.max(0, lastStart + interval - Date.now())
     timer = setTimeout(() => void poll(), wait)
   }
@@ -144,7 +147,7 @@ export function usePoller<T>(fetcher: (signal: AbortSignal) => Promise<T>, optio
   })
 
   watch(
-    () => toValue(options.interval),
+    () => [toValue(options.interval), toValue(options.retryInterval)],
     () => schedule(),
   )
 
