@@ -6,11 +6,13 @@
 //! How a job moves (every step is one atomic Redis command or Lua script, see [`queue`]):
 //!
 //! ```text
-//!  enqueue ─▶ jobs ──BLMOVE──▶ jobs:processing:<worker> ──complete──▶ done (hash expires)
-//!              ▲                 │         │
-//!              │   reclaimed ◀───┘         └──fail──▶ jobs:delayed ──due──▶ jobs
-//!              │   (worker dead or                      (backoff)
-//!              │    job too slow)          └──fail, last attempt──▶ jobs:dead
+//! enqueue ─▶ jobs ─BLMOVE─▶ jobs:processing:<worker> ─complete─▶ done (expires in 24 h)
+//!             ▲ ▲                     │         │
+//!             │ └──── reclaimed ◀─────┘         ├─fail, last attempt─▶ jobs:dead
+//!             │   (heartbeat gone, or           │
+//!             │    claimed too long ago)        └─fail─▶ jobs:delayed (backoff)
+//!             │                                              │
+//!             └─────────────────── when due ─────────────────┘
 //! ```
 //!
 //! - [`queue`]: the Redis side: enqueue, claim, complete/fail, reclaim, listings.
