@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::config::Settings;
 use crate::startup::Application;
-use crate::{healthcheck, telemetry, web};
+use crate::{healthcheck, load, telemetry, web};
 
 const USAGE: &str = "\
 scaleout: a stateful web app that scales out, all state in Redis
@@ -16,6 +16,7 @@ Commands:
   app                  the HTTP API (run N of these behind Traefik)
   worker               the job consumer: a reliable queue in Redis (run any number)
   web                  the dashboard's static files from WEB_ROOT
+  load --url URL ...   load generator that checks sessions (see load --help)
   healthcheck [URL]    exit 0 if URL answers 200 [http://127.0.0.1:<LISTEN_ADDR port>/healthz]
 
 Run `scaleout <command> --help` for a command's options and settings.";
@@ -52,6 +53,9 @@ pub async fn run() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         _ => {}
+    }
+    if command == "load" {
+        return load_command(rest).await;
     }
     let Some(usage) = usage(command) else {
         eprintln!("scaleout: unknown command '{command}'\n\n{USAGE}");
@@ -90,6 +94,36 @@ pub async fn run() -> ExitCode {
             tracing::error!(error = %e, "{command} failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `scaleout load`: takes flags, not settings; prints the report; 1 if anything failed.
+async fn load_command(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", load::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    let opts = match load::Options::parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("scaleout load: {e}\n\n{}", load::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let json = opts.json;
+    let report = load::run(opts).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report serializes")
+        );
+    } else {
+        println!("{}", report.human());
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

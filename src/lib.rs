@@ -13,6 +13,7 @@
 //! - [`jobs`]: the reliable job queue and `scaleout worker`.
 //! - [`metrics`]: counters and the latency histogram behind `/metrics`.
 //! - [`web`]: the dashboard's static files, for `scaleout web`.
+//! - [`load`]: the load generator that checks sessions, for `scaleout load`.
 //! - [`healthcheck`]: the probe a distroless image uses as its Docker HEALTHCHECK.
 
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod fleet;
 pub mod healthcheck;
 pub mod jobs;
 pub mod keys;
+pub mod load;
 pub mod metrics;
 pub mod routes;
 pub mod shutdown;

@@ -97,7 +97,8 @@ impl Redis {
         self.spawn();
     }
 
-    /// Sends one inline command and returns the first reply line, e.g. `+PONG` or `:3`.
+    /// Sends one command and returns its reply as one line: `+PONG`, `:3`, or a bulk
+    /// string's content (`$-1`, nil, comes back as is).
     pub fn cmd(&self, args: &[&str]) -> Option<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -106,12 +107,17 @@ impl Redis {
             req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
         s.write_all(req.as_bytes()).ok()?;
+        let mut reader = BufReader::new(s);
         let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).ok()?;
+        reader.read_line(&mut line).ok()?;
+        if line.starts_with('$') && !line.starts_with("$-1") {
+            line.clear();
+            reader.read_line(&mut line).ok()?;
+        }
         Some(line.trim_end().to_string())
     }
 
-    /// An integer reply (`:N`), or 0 for nil.
+    /// An integer reply (`:N`) or a number in a bulk string; 0 for nil.
     pub fn int(&self, args: &[&str]) -> i64 {
         let reply = self.cmd(args).expect("redis reply");
         reply.trim_start_matches(':').parse().unwrap_or(0)
