@@ -38,7 +38,9 @@ impl fmt::Display for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(err: redis::RedisError) -> Self {
-        tracing::warn!(error = %err, "redis call failed");
+        // Debug, not warn: during an outage every request fails this way. The outage
+        // itself is logged once by the heartbeat, and counted in /metrics.
+        tracing::debug!(error = %err, "redis call failed");
         Self::RedisUnavailable
     }
 }

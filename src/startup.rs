@@ -46,8 +46,11 @@ impl Application {
         let listener = TcpListener::bind(settings.listen_addr)?;
         let (s, m, d) = (settings.clone(), metrics.clone(), drain.clone());
         let server = HttpServer::new(async move || {
+            let store =
+                Store::connect_lazy(&s.redis_url, m.clone()).expect("REDIS_URL was checked");
+            ntex::rt::spawn(store.clone().keep_warm());
             let state = AppState {
-                store: Store::connect_lazy(&s.redis_url, m.clone()).expect("REDIS_URL was checked"),
+                store,
                 settings: s.clone(),
                 metrics: m.clone(),
                 drain: d.clone(),
