@@ -5,7 +5,6 @@ use ntex::web::{HttpRequest, HttpResponse, types::Payload, types::State};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::kv::read_body;
 use super::params::{self, Query};
 use super::{AppState, ok};
 use crate::error::ApiError;
@@ -31,7 +30,7 @@ pub async fn create(
     state: State<AppState>,
     body: Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&req, body).await?;
+    let body = params::read_body(&req, body, "body").await?;
     let new: NewJob = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "body must be a JSON object like {{\"name\": \"...\"}} (error at line {}, column {})",

@@ -1,12 +1,10 @@
 //! Shared key/value: the seed's `/set` and `/get`, and a REST form `PUT/GET /kv/{key}`.
 //! Any replica answers the same, because the data lives in Redis.
 
-use ntex::http::header;
-use ntex::util::BytesMut;
 use ntex::web::{HttpRequest, HttpResponse, types::Payload, types::State};
 use serde::Serialize;
 
-use super::params::{self, MAX_KEY, MAX_VALUE, Query};
+use super::params::{self, MAX_KEY, Query};
 use super::{AppState, ok};
 use crate::error::ApiError;
 
@@ -43,7 +41,7 @@ pub async fn put_path(
     body: Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = path_key(&req)?;
-    let body = read_body(&req, body).await?;
+    let body = params::read_body(&req, body, "value").await?;
     let value = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("value is not valid UTF-8"))?;
     store(&state, &key, value).await
@@ -74,27 +72,4 @@ fn path_key(req: &HttpRequest) -> Result<String, ApiError> {
     let raw = req.match_info().get("key").unwrap_or("");
     let decoded = Query::parse(&format!("k={raw}"))?;
     params::required(decoded.get("k"), "key", MAX_KEY).map(str::to_owned)
-}
-
-/// Reads a request body of at most [`MAX_VALUE`] bytes; a larger one is refused with 413
-/// as soon as it is announced or seen, without buffering the rest.
-pub(super) async fn read_body(req: &HttpRequest, mut body: Payload) -> Result<BytesMut, ApiError> {
-    let too_large = || ApiError::TooLarge(format!("value is larger than {MAX_VALUE} bytes"));
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if announced.is_some_and(|n| n > MAX_VALUE) {
-        return Err(too_large());
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = body.recv().await {
-        let chunk = chunk.map_err(|_| ApiError::bad_request("could not read the request body"))?;
-        if buf.len() + chunk.len() > MAX_VALUE {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }

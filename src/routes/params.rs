@@ -3,6 +3,9 @@
 
 use std::borrow::Cow;
 
+use ntex::http::header;
+use ntex::util::BytesMut;
+use ntex::web::{HttpRequest, types::Payload};
 use percent_encoding::percent_decode_str;
 
 use crate::error::ApiError;
@@ -58,6 +61,33 @@ pub fn required<'q>(value: Option<&'q str>, what: &str, max: usize) -> Result<&'
         ))),
         Some(v) => Ok(v),
     }
+}
+
+/// Reads a request body (`what`, for the error) of at most [`MAX_VALUE`] bytes; a larger one is refused with 413
+/// as soon as it is announced or seen, without buffering the rest.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut body: Payload,
+    what: &str,
+) -> Result<BytesMut, ApiError> {
+    let too_large = || ApiError::TooLarge(format!("{what} is larger than {MAX_VALUE} bytes"));
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_VALUE) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.recv().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("could not read the request body"))?;
+        if buf.len() + chunk.len() > MAX_VALUE {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
 }
 
 #[cfg(test)]
