@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ntex::web::HttpResponse;
+use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Whether this process has been asked to stop. Shared by every worker thread.
@@ -20,6 +22,16 @@ impl Drain {
 
     pub fn is_draining(&self) -> bool {
         self.0.load(Ordering::Acquire)
+    }
+
+    /// The `/healthz` answer of every server: what Traefik's health check reads to stop
+    /// routing here. It never touches Redis: it says whether this process wants traffic.
+    pub fn health(&self) -> HttpResponse {
+        if self.is_draining() {
+            HttpResponse::ServiceUnavailable().json(&json!({ "status": "draining" }))
+        } else {
+            HttpResponse::Ok().json(&json!({ "status": "ok" }))
+        }
     }
 
     /// The flag itself, for the fleet heartbeat.

@@ -58,11 +58,7 @@ pub fn build(settings: Settings) -> io::Result<Application> {
 }
 
 async fn healthz(state: State<WebState>) -> HttpResponse {
-    if state.drain.is_draining() {
-        HttpResponse::ServiceUnavailable().json(&json!({ "status": "draining" }))
-    } else {
-        HttpResponse::Ok().json(&json!({ "status": "ok" }))
-    }
+    state.drain.health()
 }
 
 fn error(status: StatusCode, message: &str) -> HttpResponse {

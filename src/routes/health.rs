@@ -7,11 +7,7 @@ use serde_json::json;
 use super::AppState;
 
 pub async fn healthz(state: State<AppState>) -> HttpResponse {
-    if state.drain.is_draining() {
-        HttpResponse::ServiceUnavailable().json(&json!({ "status": "draining" }))
-    } else {
-        HttpResponse::Ok().json(&json!({ "status": "ok" }))
-    }
+    state.drain.health()
 }
 
 pub async fn readyz(state: State<AppState>) -> HttpResponse {
