@@ -21,7 +21,7 @@ trap cleanup EXIT
 
 base=http://localhost:$STACK_PORT
 for _ in $(seq 1 300); do   # up to 30 s
-  if curl -fsS -o /dev/null "$base/api/readyz" && curl -fsS -o /dev/null "$base/"; then
+  if curl -fs -o /dev/null "$base/api/readyz" && curl -fs -o /dev/null "$base/"; then
     break
   fi
   kill -0 "$stack" 2>/dev/null || { cat "$dir/stack.log"; echo "browser.sh: the stack died" >&2; exit 1; }
