@@ -1,8 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { effectScope, type EffectScope } from 'vue'
+import { describe, expect, it, vi } from 'vitest'
 
 import type { Instance } from '@/api/types'
-import { jsonResponse, mockFetch, setVisibility } from '@/test/helpers'
+import { composableScope, jsonResponse, mockFetch } from '@/test/helpers'
 
 import { useFleet } from './useFleet'
 
@@ -16,18 +15,7 @@ const inst = (name: string, role: Instance['role']): Instance => ({
 })
 
 describe('useFleet', () => {
-  let scope: EffectScope
-
-  beforeEach(() => {
-    vi.useFakeTimers()
-    setVisibility('visible')
-    scope = effectScope()
-  })
-
-  afterEach(() => {
-    scope.stop()
-    vi.useRealTimers()
-  })
+  const scope = composableScope()
 
   it('splits replicas from workers, each sorted by name with numbers in order', async () => {
     mockFetch({
@@ -37,7 +25,7 @@ describe('useFleet', () => {
           instances: [inst('app-10', 'app'), inst('worker-1', 'worker'), inst('app-2', 'app'), inst('app-1', 'app')],
         }),
     })
-    const f = scope.run(() => useFleet({ interval: 3000 }))!
+    const f = scope().run(() => useFleet({ interval: 3000 }))!
     expect(f.replicas.value).toEqual([])
     await vi.advanceTimersByTimeAsync(0)
     expect(f.replicas.value.map((i) => i.name)).toEqual(['app-1', 'app-2', 'app-10'])

@@ -1,8 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { effectScope, type EffectScope } from 'vue'
+import { describe, expect, it, vi } from 'vitest'
 
 import type { Job, JobsResponse } from '@/api/types'
-import { jsonResponse, mockFetch, setVisibility } from '@/test/helpers'
+import { composableScope, jsonResponse, mockFetch } from '@/test/helpers'
 
 import { useJobs } from './useJobs'
 
@@ -26,18 +25,7 @@ const page = (jobs: Job[]): JobsResponse => ({
 })
 
 describe('useJobs', () => {
-  let scope: EffectScope
-
-  beforeEach(() => {
-    vi.useFakeTimers()
-    setVisibility('visible')
-    scope = effectScope()
-  })
-
-  afterEach(() => {
-    scope.stop()
-    vi.useRealTimers()
-  })
+  const scope = composableScope()
 
   it('shows an enqueued job at once, then follows its status from the server', async () => {
     let server: Job[] = [job('old', 'done', 1, 'worker-1')]
@@ -45,7 +33,7 @@ describe('useJobs', () => {
       'GET /api/jobs': () => jsonResponse(page(server)),
       'POST /api/jobs': () => jsonResponse({ enqueued: 'job-new', id: 'new', queue_length: 1, served_by: 'app-3' }, 202),
     })
-    const j = scope.run(() => useJobs({ idleInterval: 5000, busyInterval: 1000 }))!
+    const j = scope().run(() => useJobs({ idleInterval: 5000, busyInterval: 1000 }))!
     await vi.advanceTimersByTimeAsync(0)
     expect(j.jobs.value.map((x) => x.id)).toEqual(['old'])
 
@@ -66,7 +54,7 @@ describe('useJobs', () => {
   it('polls fast while jobs move and slowly once they are all finished', async () => {
     let server: Job[] = [job('a', 'queued', 1)]
     const fetch = mockFetch({ 'GET /api/jobs': () => jsonResponse(page(server)) })
-    scope.run(() => useJobs({ idleInterval: 5000, busyInterval: 1000 }))
+    scope().run(() => useJobs({ idleInterval: 5000, busyInterval: 1000 }))
     await vi.advanceTimersByTimeAsync(0)
     await vi.advanceTimersByTimeAsync(1000)
     expect(fetch).toHaveBeenCalledTimes(2)
@@ -84,7 +72,7 @@ describe('useJobs', () => {
       'GET /api/jobs': () => jsonResponse(page([])),
       'POST /api/jobs': () => jsonResponse({ error: 'redis unavailable' }, 503),
     })
-    const j = scope.run(() => useJobs({ idleInterval: 5000 }))!
+    const j = scope().run(() => useJobs({ idleInterval: 5000 }))!
     expect(await j.enqueue('   ')).toBeNull()
     expect(j.enqueueError.value).toBeNull()
     expect(await j.enqueue('x')).toBeNull()
@@ -94,7 +82,7 @@ describe('useJobs', () => {
 
   it('lists the newest jobs first, up to the limit', async () => {
     mockFetch({ 'GET /api/jobs': () => jsonResponse(page([1, 5, 3, 4, 2].map((n) => job(String(n), 'done', n)))) })
-    const j = scope.run(() => useJobs({ idleInterval: 5000, limit: 3 }))!
+    const j = scope().run(() => useJobs({ idleInterval: 5000, limit: 3 }))!
     await vi.advanceTimersByTimeAsync(0)
     expect(j.jobs.value.map((x) => x.id)).toEqual(['5', '4', '3'])
     expect(j.counts.value).toEqual({ queued: 0, processing: 0, dead: 0 })

@@ -1,26 +1,15 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { effectScope, ref, type EffectScope } from 'vue'
+import { describe, expect, it, vi } from 'vitest'
+import { ref } from 'vue'
 
-import { deferred, flush, setVisibility } from '@/test/helpers'
+import { composableScope, deferred, flush, setVisibility } from '@/test/helpers'
 
 import { usePoller, type PollerOptions } from './usePoller'
 
 describe('usePoller', () => {
-  let scope: EffectScope
-
-  beforeEach(() => {
-    vi.useFakeTimers()
-    setVisibility('visible')
-    scope = effectScope()
-  })
-
-  afterEach(() => {
-    scope.stop()
-    vi.useRealTimers()
-  })
+  const scope = composableScope()
 
   function start<T>(fetcher: (signal: AbortSignal) => Promise<T>, options: PollerOptions<T>) {
-    const poller = scope.run(() => usePoller(fetcher, options))
+    const poller = scope().run(() => usePoller(fetcher, options))
     if (poller === undefined) throw new Error('scope is not active')
     return poller
   }
@@ -248,7 +237,7 @@ describe('usePoller', () => {
     )
     start(fetcher, { interval: 1000 })
     await vi.advanceTimersByTimeAsync(0)
-    scope.stop()
+    scope().stop()
     expect(seen?.aborted).toBe(true)
     await vi.advanceTimersByTimeAsync(10_000)
     expect(fetcher).toHaveBeenCalledTimes(1)

@@ -1,23 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { effectScope, type EffectScope } from 'vue'
+import { describe, expect, it, vi } from 'vitest'
 
-import { jsonResponse, mockFetch, session, setVisibility } from '@/test/helpers'
+import { composableScope, jsonResponse, mockFetch, session } from '@/test/helpers'
 
 import { useSession } from './useSession'
 
 describe('useSession', () => {
-  let scope: EffectScope
-
-  beforeEach(() => {
-    vi.useFakeTimers()
-    setVisibility('visible')
-    scope = effectScope()
-  })
-
-  afterEach(() => {
-    scope.stop()
-    vi.useRealTimers()
-  })
+  const scope = composableScope()
 
   function answers(list: ReturnType<typeof session>[]) {
     let i = 0
@@ -31,7 +19,7 @@ describe('useSession', () => {
 
   it('remembers which replica served each poll, newest last, up to the window size', async () => {
     answers([1, 2, 3, 4, 5].map((n) => session(`app-${((n - 1) % 3) + 1}`, n)))
-    const s = scope.run(() => useSession({ interval: 1000, historySize: 4 }))!
+    const s = scope().run(() => useSession({ interval: 1000, historySize: 4 }))!
     await vi.advanceTimersByTimeAsync(4000)
     expect(s.history.value.map((h) => h.servedBy)).toEqual(['app-2', 'app-3', 'app-1', 'app-2'])
     expect(s.history.value.map((h) => h.seq)).toEqual([2, 3, 4, 5])
@@ -41,7 +29,7 @@ describe('useSession', () => {
 
   it('computes each replica share of the window, sorted by name', async () => {
     answers([session('app-2', 1), session('app-10', 2), session('app-2', 3), session('app-1', 4)])
-    const s = scope.run(() => useSession({ interval: 1000 }))!
+    const s = scope().run(() => useSession({ interval: 1000 }))!
     await vi.advanceTimersByTimeAsync(3000)
     expect(s.shares.value).toEqual([
       { name: 'app-1', count: 1, share: 0.25 },
@@ -58,7 +46,7 @@ describe('useSession', () => {
       session('app-3', 1, 'sid-2'), // a new session: not a hop
       session('app-1', 2, 'sid-2'),
     ])
-    const s = scope.run(() => useSession({ interval: 1000 }))!
+    const s = scope().run(() => useSession({ interval: 1000 }))!
     await vi.advanceTimersByTimeAsync(4000)
     expect(s.hops.value).toBe(2)
   })
@@ -68,7 +56,7 @@ describe('useSession', () => {
     mockFetch({
       'GET /api/': () => (fail ? jsonResponse({ error: 'redis unavailable' }, 503) : jsonResponse(session('app-1', 1))),
     })
-    const s = scope.run(() => useSession({ interval: 1000 }))!
+    const s = scope().run(() => useSession({ interval: 1000 }))!
     await vi.advanceTimersByTimeAsync(0)
     fail = true
     await vi.advanceTimersByTimeAsync(1000)

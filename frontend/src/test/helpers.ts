@@ -1,5 +1,6 @@
 // Shared helpers for the unit tests (not part of the app bundle).
-import { vi } from 'vitest'
+import { afterEach, beforeEach, vi } from 'vitest'
+import { effectScope, type EffectScope } from 'vue'
 
 /** A promise you settle from the outside. */
 export interface Deferred<T> {
@@ -58,3 +59,21 @@ export const session = (served_by: string, session_count: number, session_id = '
   global_count: session_count + 100,
   new_session: session_count === 1,
 })
+
+/**
+ * For a composable's spec: fake timers, a visible tab, and a fresh effect scope per
+ * test, stopped afterwards. Call inside `describe`; run the composable in `scope().run()`.
+ */
+export function composableScope(): () => EffectScope {
+  let scope: EffectScope
+  beforeEach(() => {
+    vi.useFakeTimers()
+    setVisibility('visible')
+    scope = effectScope()
+  })
+  afterEach(() => {
+    scope.stop()
+    vi.useRealTimers()
+  })
+  return () => scope
+}
