@@ -19,6 +19,7 @@
 #   DRAIN_SECS       passed to app/web: how long a SIGTERMed replica keeps serving (default 5)
 #   WEB_ROOT         frontend for `scaleout web`     (default <repo>/frontend/dist if built)
 #   LOG_FORMAT       children's log format           (default json)
+#   TRAEFIK_LOG_LEVEL  Traefik's log level            (default INFO)
 #   Anything else (RUST_LOG, JOB_WORK_MS, SESSION_TTL_SECS, ...) is inherited by the children.
 #
 # How replicas reach Traefik: Traefik runs with the file provider only, on a directory
@@ -260,7 +261,7 @@ api:
 ping:
   entryPoint: dashboard
 log:
-  level: INFO
+  level: ${TRAEFIK_LOG_LEVEL:-INFO}
 accessLog:
   filePath: "$LOGS/access.log"
   filters:
