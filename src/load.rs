@@ -330,7 +330,10 @@ async fn user_loop(
             session.unsure += 1;
             continue;
         }
+        // A 2xx that is not JSON (a static file, or something garbled): it proves
+        // nothing about the session, so the next step may be one larger.
         let Ok(visit) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            session.unsure += 1;
             continue;
         };
         if let Some(name) = visit["served_by"].as_str() {
