@@ -36,7 +36,7 @@ fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/tests/compose"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 T0=$SECONDS
 PASSED=0 FAILED=0
@@ -216,7 +216,7 @@ app_hosts=$(hostnames app)
 seen6=$(printf '%s\n' "${served[@]:0:6}" | sort -u)
 seen12=$(printf '%s\n' "${served[@]}" | sort -u)
 echo "  served_by: ${served[*]}"
-echo "  app container hostnames: $(echo $app_hosts)"
+echo "  app container hostnames: $(tr "\n" " " <<<"$app_hosts")"
 check "served_by: the 3 app container hostnames within 6 requests" test "$seen6" = "$app_hosts"
 check "served_by: only app container hostnames in 12 requests" test "$seen12" = "$app_hosts"
 
@@ -273,7 +273,8 @@ check "Traefik API lists routers app@docker and web@docker" bash -c 'curl -sf -m
 # ports and hardening, read from the engine
 check "dashboard published on 127.0.0.1 only" bash -c '[ "$(docker port "$1" 8081/tcp)" = "127.0.0.1:$2" ]' _ "$(cids traefik)" "$DPORT"
 published() { docker inspect -f '{{range $p, $b := .NetworkSettings.Ports}}{{if $b}}{{$p}} {{end}}{{end}}' "$@" | tr -d ' \n'; }
-check "redis, app, worker, web publish no host port" test -z "$(published $(cids redis) $(cids app) $(cids worker) $(cids web))"
+mapfile -t inner < <(cids redis; cids app; cids worker; cids web)
+check "redis, app, worker, web publish no host port" test -z "$(published "${inner[@]}")"
 harden_ok=1
 for c in $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT"); do
   line=$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} ro={{.HostConfig.ReadonlyRootfs}} caps={{.HostConfig.CapDrop}} sec={{.HostConfig.SecurityOpt}} user={{.Config.User}} restarts={{.RestartCount}} running={{.State.Running}} sock={{range .Mounts}}{{if eq .Source "/var/run/docker.sock"}}{{if .RW}}rw{{else}}ro{{end}}{{end}}{{end}} health={{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$c")
