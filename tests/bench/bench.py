@@ -50,7 +50,7 @@ def env_num(name: str, default: float) -> float:
 
 SECS = max(1, round(env_num("BENCH_SECS", 3)))  # measured seconds per run (wrk: whole seconds)
 WARMUP = max(1, round(env_num("BENCH_WARMUP_SECS", 1)))  # un-measured seconds before each series
-REPS = max(3, int(env_num("BENCH_REPS", 3)))  # runs per figure (median); at least 3
+REPS = max(3, int(env_num("BENCH_REPS", 5)))  # runs per figure (median); at least 3
 CONC = int(env_num("BENCH_CONCURRENCY", 32))  # connections (virtual users)
 STARTS = max(3, int(env_num("BENCH_STARTS", 7)))  # start-up samples per server
 SESSIONS = 256  # distinct persistent sessions in cookie mode
@@ -80,7 +80,7 @@ class Procs:
     def __init__(self) -> None:
         self.live: list[subprocess.Popen] = []
 
-    def start(self, argv, env, log_name, cpus=None) -> subprocess.Popen:
+    def start(self, argv, env, log_name, cpus=None, cgroup=None) -> subprocess.Popen:
         (WORK / "logs").mkdir(parents=True, exist_ok=True)
         out = open(WORK / "logs" / f"{log_name}.log", "ab")
         p = subprocess.Popen(
@@ -90,7 +90,7 @@ class Procs:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches only us; we stop them in order
-            preexec_fn=affinity(cpus),
+            preexec_fn=preexec(cpus, cgroup),
         )
         out.close()
         self.live.append(p)
@@ -123,6 +123,78 @@ def affinity(cpus):
         return None
     cpus = set(cpus)
     return lambda: os.sched_setaffinity(0, cpus)
+
+
+def preexec(cpus, cgroup):
+    """In the child before exec: CPU affinity and/or joining a CPU-capped cgroup."""
+    aff = affinity(cpus)
+    if cgroup is None:
+        return aff
+    procs = str(cgroup.procs)
+
+    def run():
+        if aff:
+            aff()
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    return run
+
+
+class CpuCap:
+    """A cgroup with a CPU quota (v1 `cpu` controller, or v2 when `cpu` is enabled for
+    children of the root), for the *capped* setup: the server under test gets SHARE of one
+    CPU, wrk and Redis the rest of the machine, so the server is the bottleneck. Only set
+    up when this process may create cgroups (root); otherwise that setup is skipped."""
+
+    SHARE, PERIOD_US = 0.5, 10_000
+
+    def __init__(self) -> None:
+        self.dir = None
+        self.why = None
+        name = f"scaleout-bench-{os.getpid()}"
+        quota = int(self.SHARE * self.PERIOD_US)
+        v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+        try:
+            if (v1 / "cpu.cfs_quota_us").exists():
+                d = v1 / name
+                d.mkdir()
+                self.dir = d
+                (d / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (d / "cpu.cfs_quota_us").write_text(str(quota))
+                self.stat = d / "cpu.stat"
+            elif "cpu" in (v2 / "cgroup.subtree_control").read_text().split():
+                d = v2 / name
+                d.mkdir()
+                self.dir = d
+                (d / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+                self.stat = d / "cpu.stat"
+            else:
+                self.why = "no cgroup CPU controller available to this process"
+                return
+            self.procs = self.dir / "cgroup.procs"
+        except OSError as e:
+            self.why = f"cannot create a CPU-capped cgroup ({e.strerror})"
+            self.remove()
+
+    def throttled(self) -> tuple[int, int]:
+        """(periods, throttled periods) so far."""
+        try:
+            st = dict(line.split() for line in self.stat.read_text().splitlines())
+            return int(st.get("nr_periods", 0)), int(st.get("nr_throttled", 0))
+        except (OSError, ValueError):
+            return 0, 0
+
+    def remove(self) -> None:
+        if self.dir is None:
+            return
+        for _ in range(50):  # empty once its processes have exited
+            try:
+                self.dir.rmdir()
+                self.dir = None
+                return
+            except OSError:
+                time.sleep(0.1)
+        log(f"could not remove cgroup {self.dir}")
 
 
 def clean_env(**extra) -> dict:
@@ -307,23 +379,24 @@ SCALEOUT_VARIANTS = {
 }
 
 
-def start_server(kind: str, redis_port: int, pinned: bool, name: str):
-    """Starts scaleout (kind scaleout*) or seed-go on a free port. Returns (proc, port,
-    start-up ms: process start to the first 200 from /readyz, for seed-go from GET /,
-    its only route that touches Redis)."""
+def start_server(kind: str, redis_port: int, setup: str, name: str, cap: CpuCap | None = None):
+    """Starts scaleout (kind scaleout*) or seed-go on a free port, as `setup` says (see
+    direct_phase). Returns (proc, port, start-up ms: process start to the first 200 from
+    /readyz, for seed-go from GET /, its only route that touches Redis)."""
     port = free_port()
-    cpus = SERVER_CPUS if pinned else None
+    one = setup in ("pinned", "capped")  # one worker thread / GOMAXPROCS=1
+    cpus = SERVER_CPUS if setup == "pinned" else None
     if kind.startswith("scaleout"):
         env = clean_env(REDIS_URL=f"redis://127.0.0.1:{redis_port}", LISTEN_ADDR=f"127.0.0.1:{port}",
                         INSTANCE_NAME=name, DRAIN_SECS=0, LOG_FORMAT="json",
-                        WORKERS=1 if pinned else None, **SCALEOUT_VARIANTS[kind])
+                        WORKERS=1 if one else None, **SCALEOUT_VARIANTS[kind])
         argv, ready = [SCALEOUT, "app"], "/readyz"
     else:
         env = clean_env(REDIS_ADDR=f"127.0.0.1:{redis_port}", LISTEN=f"127.0.0.1:{port}",
-                        GOMAXPROCS=1 if pinned else None)
+                        GOMAXPROCS=1 if one else None)
         argv, ready = [SEED_GO], "/"
     t0 = time.monotonic()
-    p = PROCS.start(argv, env, name, cpus)
+    p = PROCS.start(argv, env, name, cpus, cap if setup == "capped" else None)
     t1 = wait_http(port, ready, p, 10)
     return p, port, (t1 - t0) * 1000
 
@@ -333,46 +406,66 @@ def new_sids():
 
 
 def direct_phase(redis_port: int, redis_pid: int, have_go: bool) -> dict:
-    """Direct to one process. Two setups:
-    pinned:   server alone on the last CPU with 1 worker thread (WORKERS=1 / GOMAXPROCS=1),
-              wrk (1 thread) and Redis on the other CPU(s);
-    defaults: nothing pinned, each server with its default threads (CPU count)."""
+    """Direct to one process, three setups (the server runs one worker thread in the first two):
+    pinned:   the server alone on the last CPU (WORKERS=1 / GOMAXPROCS=1); wrk (1 thread) and
+              Redis on the other CPU(s). On 2 CPUs, wrk + Redis on one CPU can be the limit.
+    capped:   the server limited to half a CPU by a cgroup quota, nothing pinned: the server is
+              the bottleneck, so req/s compares what each server does with the same CPU.
+    defaults: nothing pinned or capped, each server with its default threads (CPU count)."""
     kinds = ["scaleout", "scaleout-thp0"] + (["seed-go"] if have_go else [])
-    setups = [("pinned", True, kinds, ["session", "new"]),
-              ("defaults", False, ["scaleout"] + (["seed-go"] if have_go else []), ["session"])]
+    pair = ["scaleout"] + (["seed-go"] if have_go else [])
+    cap = CpuCap()
+    if cap.dir is None:
+        log(f"capped setup skipped: {cap.why}")
+    setups = [("pinned", kinds, ["session", "new"])]
+    if cap.dir is not None:
+        setups.append(("capped", pair, ["session", "new"]))
+    setups.append(("defaults", pair, ["session"]))
     runs = []
-    for setup, pinned, kinds_here, modes in setups:
-        os.sched_setaffinity(redis_pid, CLIENT_CPUS if pinned else ALL_CPUS)
-        for rep in range(REPS):
-            order = kinds_here[rep % len(kinds_here):] + kinds_here[:rep % len(kinds_here)]
-            for kind in order:
-                name = f"bench-{kind}"
-                redis_cmd(redis_port, "FLUSHALL")
-                p, port, startup_ms = start_server(kind, redis_port, pinned, name)
-                try:
-                    time.sleep(0.3)
-                    idle = proc_status(p.pid)
-                    url = f"http://127.0.0.1:{port}/"
-                    for mode in modes:
-                        sids = new_sids() if mode == "session" else None
-                        wrk(url, WARMUP, sids, CLIENT_CPUS if pinned else None)
-                        r = wrk(url, SECS, sids, CLIENT_CPUS if pinned else None, watch=(p.pid, redis_pid))
-                        st = proc_status(p.pid)
-                        r.update(setup=setup, rep=rep, kind=kind, mode=mode, startup_ms=round(startup_ms, 2),
-                                 server_cpu_us_per_req=r["cpu_us_per_req"][str(p.pid)],
-                                 redis_cpu_us_per_req=r["cpu_us_per_req"][str(redis_pid)],
-                                 rss_idle_kb=idle.get("VmRSS"), thp_idle_kb=idle.get("AnonHugePages"),
-                                 rss_load_kb=r["peak_rss_kb"][str(p.pid)], hwm_kb=st.get("VmHWM"),
-                                 thp_load_kb=st.get("AnonHugePages"), threads=st.get("Threads"),
-                                 anon_kb=st.get("RssAnon"), file_kb=st.get("RssFile"))
-                        del r["cpu_us_per_req"], r["peak_rss_kb"]
-                        runs.append(r)
-                        log(f"direct {setup:8} {kind:13} {mode:7} rep {rep + 1}: {r['rps']:9.0f} req/s "
-                            f"p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms  server {r['server_cpu_us_per_req']} µs/req "
-                            f"RSS idle {idle.get('VmRSS')} kB, peak {r['hwm_kb']} kB")
-                finally:
-                    PROCS.stop(p)
-    return {"runs": runs}
+    try:
+        for setup, kinds_here, modes in setups:
+            os.sched_setaffinity(redis_pid, CLIENT_CPUS if setup == "pinned" else ALL_CPUS)
+            client_cpus = CLIENT_CPUS if setup == "pinned" else None
+            for rep in range(REPS):
+                order = kinds_here[rep % len(kinds_here):] + kinds_here[:rep % len(kinds_here)]
+                for kind in order:
+                    name = f"bench-{kind}"
+                    redis_cmd(redis_port, "FLUSHALL")
+                    p, port, startup_ms = start_server(kind, redis_port, setup, name, cap)
+                    try:
+                        time.sleep(0.3)
+                        idle = proc_status(p.pid)
+                        url = f"http://127.0.0.1:{port}/"
+                        for mode in modes:
+                            sids = new_sids() if mode == "session" else None
+                            wrk(url, WARMUP, sids, client_cpus)
+                            t0 = cap.throttled() if setup == "capped" else (0, 0)
+                            r = wrk(url, SECS, sids, client_cpus, watch=(p.pid, redis_pid))
+                            t1 = cap.throttled() if setup == "capped" else (0, 0)
+                            st = proc_status(p.pid)
+                            r.update(setup=setup, rep=rep, kind=kind, mode=mode, startup_ms=round(startup_ms, 2),
+                                     server_cpu_us_per_req=r["cpu_us_per_req"][str(p.pid)],
+                                     redis_cpu_us_per_req=r["cpu_us_per_req"][str(redis_pid)],
+                                     rss_idle_kb=idle.get("VmRSS"), thp_idle_kb=idle.get("AnonHugePages"),
+                                     rss_load_kb=r["peak_rss_kb"][str(p.pid)], hwm_kb=st.get("VmHWM"),
+                                     thp_load_kb=st.get("AnonHugePages"), threads=st.get("Threads"),
+                                     anon_kb=st.get("RssAnon"), file_kb=st.get("RssFile"))
+                            del r["cpu_us_per_req"], r["peak_rss_kb"]
+                            r["server_cpu_pct"] = (round(r["server_cpu_us_per_req"] * r["rps"] / 1e4, 1)
+                                                   if r["server_cpu_us_per_req"] is not None else None)
+                            if setup == "capped" and t1[0] > t0[0]:
+                                r["throttled_pct"] = round(100 * (t1[1] - t0[1]) / (t1[0] - t0[0]), 1)
+                            runs.append(r)
+                            log(f"direct {setup:8} {kind:13} {mode:7} rep {rep + 1}: {r['rps']:9.0f} req/s "
+                                f"p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms  server {r['server_cpu_us_per_req']} "
+                                f"µs/req, {r['server_cpu_pct']} % CPU; RSS idle {idle.get('VmRSS')} kB, "
+                                f"peak {r['hwm_kb']} kB")
+                    finally:
+                        PROCS.stop(p)
+    finally:
+        cap.remove()
+    return {"runs": runs, "capped": {"share_of_one_cpu": CpuCap.SHARE, "period_us": CpuCap.PERIOD_US}
+            if cap.why is None else {"skipped": cap.why}}
 
 
 def startup_phase(redis_port: int, have_go: bool) -> dict:
@@ -383,7 +476,7 @@ def startup_phase(redis_port: int, have_go: bool) -> dict:
     samples = {k: [] for k in kinds}
     for _ in range(STARTS):
         for kind in kinds:
-            p, _, ms = start_server(kind, redis_port, False, f"startup-{kind}")
+            p, _, ms = start_server(kind, redis_port, "defaults", f"startup-{kind}")
             PROCS.stop(p)
             samples[kind].append(round(ms, 2))
     for kind, xs in samples.items():
@@ -585,6 +678,8 @@ def summarize_direct(runs):
             "p50_ms": med([r["p50_ms"] for r in rs]),
             "p99_ms": med([r["p99_ms"] for r in rs]),
             "server_cpu_us_per_req": med([r["server_cpu_us_per_req"] for r in rs]),
+            "server_cpu_pct": med([r["server_cpu_pct"] for r in rs]),
+            "throttled_pct": med([r.get("throttled_pct") for r in rs]),
             "redis_cpu_us_per_req": med([r["redis_cpu_us_per_req"] for r in rs]),
             "wrk_cpu_us_per_req": med([r["wrk_cpu_us_per_req"] for r in rs]),
             "rss_idle_kb": med([r["rss_idle_kb"] for r in rs]),
@@ -665,7 +760,11 @@ def targets(d, t, startup, sz, recommended):
 
     for setup, mode, label in (("pinned", "session", "pinned, persistent session"),
                                ("pinned", "new", "pinned, new session per request"),
+                               ("capped", "session", "capped, persistent session"),
+                               ("capped", "new", "capped, new session per request"),
                                ("defaults", "session", "defaults, persistent session")):
+        if setup == "capped" and not any(k.startswith("capped/") for k in d):
+            continue
         s, g = d.get(f"{setup}/scaleout/{mode}"), d.get(f"{setup}/seed-go/{mode}")
         if s and g:
             ok = s["vs_seed_go_rps"] >= 2 and s["p99_ms"] <= g["p99_ms"]
@@ -706,17 +805,29 @@ def tables(data) -> str:
              f"Each figure: median of {REPS} runs of {SECS:g} s after {WARMUP:g} s warm-up; "
              f"wrk, 1 thread, {CONC} keep-alive connections.")
     L.append("")
+    capped = data["direct"].get("capped", {})
+    cap_txt = (f"*capped*: the server with one thread, limited to {capped['share_of_one_cpu']:.0%} of one CPU by a "
+               f"cgroup CPU quota ({capped['share_of_one_cpu'] * capped['period_us'] / 1000:g} ms per "
+               f"{capped['period_us'] / 1000:g} ms), nothing pinned: the server is the bottleneck, so req/s "
+               f"compares what each server does with the same CPU; " if "period_us" in capped
+               else f"(*capped* skipped: {capped.get('skipped')}); ")
     L.append(f"**1. Direct to one process** (same Redis, same load). *pinned*: the server alone on CPU "
              f"{','.join(map(str, sorted(SERVER_CPUS)))} with one thread (WORKERS=1 / GOMAXPROCS=1), wrk and "
-             f"Redis on CPU {','.join(map(str, sorted(CLIENT_CPUS)))}; *defaults*: nothing pinned, default "
-             f"threads. *session*: {SESSIONS} persistent `sid` cookies in turn; *new*: no cookie, a new session "
-             f"per request.")
+             f"Redis on CPU {','.join(map(str, sorted(CLIENT_CPUS)))}; {cap_txt}*defaults*: nothing pinned, default "
+             f"threads (CPU count). *session*: {SESSIONS} persistent `sid` cookies in turn; *new*: no cookie, a new session "
+             f"per request. *server CPU %*: CPU time of the server process during the run, in % of one CPU "
+             f"(near 100 % in *pinned*: the server is the limit; lower: wrk + Redis on the other CPU are; "
+             f"*capped* allows at most {capped.get('share_of_one_cpu', 0.5):.0%}). "
+             f"*private*: RssAnon (heap, stacks); *file*: RssFile (the binary's mapped pages, shared by every "
+             f"process running the same binary).")
     L.append("")
     L.append("| setup | server | session | req/s | p50 ms | p99 ms | errors | × seed-go req/s "
-             "| server CPU µs/req (× seed-go) | Redis CPU µs/req | RSS idle MB | RSS peak MB | peak: private + file MB |")
-    L.append("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+             "| server CPU % | server CPU µs/req (× seed-go) | Redis CPU µs/req | RSS idle MB | RSS peak MB "
+             "| peak: private + file MB |")
+    L.append("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     order = {"scaleout": 0, "scaleout-thp0": 1, "seed-go": 2}
-    for k in sorted(d, key=lambda k: (d[k]["setup"] != "pinned", d[k]["mode"] != "session", order[d[k]["kind"]])):
+    setup_order = {"pinned": 0, "capped": 1, "defaults": 2}
+    for k in sorted(d, key=lambda k: (setup_order[d[k]["setup"]], d[k]["mode"] != "session", order[d[k]["kind"]])):
         s = d[k]
         name = {"scaleout": "scaleout", "scaleout-thp0": "scaleout, MIMALLOC_ALLOW_THP=0",
                 "seed-go": "seed-go"}[s["kind"]]
@@ -725,7 +836,7 @@ def tables(data) -> str:
                                                         else f" ({s['vs_seed_go_cpu']:.2f}×)")
         L.append(f"| {s['setup']} | {name} | {s['mode']} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
                  f"| {s['errors']} | {fmt(s.get('vs_seed_go_rps'), '.2f', '×') if not go else '1'} "
-                 f"| {cpu} | {fmt(s['redis_cpu_us_per_req'], '.1f')} "
+                 f"| {fmt(s['server_cpu_pct'], '.0f')} | {cpu} | {fmt(s['redis_cpu_us_per_req'], '.1f')} "
                  f"| {fmt(mb(s['rss_idle_kb']))} | {fmt(mb(s['hwm_kb']))} "
                  f"| {fmt(mb(s['anon_kb']))} + {fmt(mb(s['file_kb']))} |")
     L.append("")
@@ -795,11 +906,12 @@ def svg_chart(data) -> str:
     d, t, rc = data["direct"]["summary"], data["traefik"].get("summary", {}), data["redis"]
     rows = []  # (label, rps, p99, colour)
     C_SO, C_GO, C_TR, C_CEIL = "#2563eb", "#d97706", "#0891b2", "#9ca3af"
-    for kind, colour in (("scaleout", C_SO), ("seed-go", C_GO)):
+    for setup in ("pinned", "capped"):
         for mode, mlabel in (("session", "session"), ("new", "new session")):
-            s = d.get(f"pinned/{kind}/{mode}")
-            if s:
-                rows.append((f"{kind} direct, {mlabel}", s["rps"], s["p99_ms"], colour))
+            for kind, colour in (("scaleout", C_SO), ("seed-go", C_GO)):
+                s = d.get(f"{setup}/{kind}/{mode}")
+                if s:
+                    rows.append((f"{kind}, {setup}, {mlabel}", s["rps"], s["p99_ms"], colour))
     names = {"static": "Traefik ceiling (static file)", "app-1": "Traefik → 1 replica",
              "app-3": "Traefik → 3 replicas", "app-3-new": "Traefik → 3, new session"}
     for label in ("static", "app-1", "app-3", "app-3-new"):
@@ -825,7 +937,8 @@ def svg_chart(data) -> str:
          f'<text x="10" y="20" font-size="15" font-weight="600" fill="#111827">scaleout benchmark: '
          f'requests/s and p99 latency ({CONC} connections, median of {REPS})</text>',
          f'<text x="10" y="38" fill="#4b5563">{esc(data["machine"]["cpu"])}, {data["machine"]["cpus"]} CPUs, '
-         f'{esc(data["machine"]["date"])}. Direct rows: server pinned to one CPU, one thread.</text>']
+         f'{esc(data["machine"]["date"])}. Direct: pinned = server alone on one CPU, capped = server '
+         f'limited to half a CPU; one thread each.</text>']
     x1, x2 = label_w, label_w + panel_w + gap
     o.append(f'<text x="{x1}" y="{top - 8}" font-weight="600" fill="#111827">requests/s (higher is better)</text>')
     o.append(f'<text x="{x2}" y="{top - 8}" font-weight="600" fill="#111827">p99 ms (lower is better)</text>')
@@ -871,14 +984,16 @@ def main() -> int:
     log(f"machine: {data['machine']['cpu']}, {NCPU} CPUs, load {' '.join(data['machine']['loadavg_start'])}")
     redis_port = free_port()
     redis = start_redis(redis_port)
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # for development
+    run = lambda phase: not only or phase in only
     try:
-        data["direct"] = direct_phase(redis_port, redis.pid, have_go)
-        data["startup"] = startup_phase(redis_port, have_go)
-        data["redis"] = redis_phase(redis_port, redis.pid)
+        data["direct"] = direct_phase(redis_port, redis.pid, have_go) if run("direct") else {"runs": []}
+        data["startup"] = startup_phase(redis_port, have_go) if run("startup") else {}
+        data["redis"] = redis_phase(redis_port, redis.pid) if run("redis") else {}
     finally:
         PROCS.stop(redis)
     try:
-        data["traefik"] = traefik_phase(bool(shutil.which("traefik")))
+        data["traefik"] = traefik_phase(bool(shutil.which("traefik"))) if run("traefik") else {"skipped": "BENCH_ONLY"}
     except RuntimeError as e:
         log(f"Traefik phase failed: {e}")
         data["traefik"] = {"error": str(e)}

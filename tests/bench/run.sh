@@ -4,7 +4,7 @@
 # targets and writes docs/bench.json, docs/bench.md and docs/bench.svg.
 #
 # Environment (all optional):
-#   BENCH_SECS (3)  BENCH_WARMUP_SECS (1)  BENCH_REPS (3, at least 3)  BENCH_CONCURRENCY (32)
+#   BENCH_SECS (3)  BENCH_WARMUP_SECS (1)  BENCH_REPS (5, at least 3)  BENCH_CONCURRENCY (32)
 #   BENCH_STARTS (7)  BENCH_OUT_DIR (docs)  BENCH_WORK_DIR (target/bench: binaries, logs, stack)
 #   SEED_GO_SRC   the seed-go peer's source (default ../shared/peers/seed-go next to the repo)
 #   SCALEOUT_BIN  use this binary instead of building one
