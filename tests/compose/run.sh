@@ -311,10 +311,18 @@ for h in $new_hosts; do # hostname = container id prefix; load-relative start ti
   STARTED_MS[$h]=$(($(date -d "$(docker inspect -f '{{.State.StartedAt}}' "$h")" +%s%3N) - load_t0))
 done
 sleep 5
-t=$SECONDS down2_ms=$(($(ms) - load_t0))
+t=$SECONDS down2_ms=$(($(ms) - load_t0)) since=$(date +%s)
 dc up -d --scale app=2 --no-recreate --wait --wait-timeout 90 >"$TMP/scale2.log" 2>&1
 rc=$?
 check "docker compose up -d --scale app=2 ($((SECONDS - t)) s, replicas drained)" test "$rc" = 0
+# the removed replicas' SIGTERM (kill) and exit (die) events, from the engine's event log
+timeout 10 docker events --since "$since" --until "$(($(date +%s) + 1))" --filter type=container \
+  --filter event=kill --filter event=die --filter "label=com.docker.compose.project=$PROJECT" \
+  --filter label=com.docker.compose.service=app \
+  --format '{{.TimeNano}} {{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}' >"$TMP/stop-events" 2>/dev/null
+exits=$(awk '$2 == "kill" && !($3 in k) {k[$3] = $1} $2 == "die" {printf "%s exit %s after %.1f s; ", $3, $4, ($1 - k[$3]) / 1e9}' "$TMP/stop-events")
+echo "  stopped: ${exits:-no events}"
+check "scale-in: 3 replicas drained and exited 0" test "$(awk '$2 == "die" && $4 == 0' "$TMP/stop-events" | wc -l)" = 3
 check "Traefik sees 2 app servers UP (within 20 s)" wait_until 20 traefik_up 2
 hosts2=$(hostnames app)
 gone_hosts=$(comm -23 <(echo "$hosts5") <(echo "$hosts2"))
