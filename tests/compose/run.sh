@@ -86,6 +86,10 @@ cleanup() {
     local tag
     while read -r tag; do
       [ -n "$tag" ] || continue
+      local cur
+      cur=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null)
+      # an identical rebuild (same id) of an image that was already there: leave it
+      [ -n "$cur" ] && [ "$cur" = "${PREV_IMAGE[$tag]:-}" ] && continue
       docker rmi "$tag" >/dev/null 2>&1
       if [ -n "${PREV_IMAGE[$tag]:-}" ]; then docker tag "${PREV_IMAGE[$tag]}" "$tag" 2>/dev/null; fi
     done <"$BUILT_LOG"
@@ -145,10 +149,11 @@ echo "project $PROJECT, entry $BASE/, dashboard $DASH/"
 
 # ---------------------------------------------------------------------------------------
 say "1. build the images (cargo musl build, FROM scratch) and the traefik/redis stand-ins"
-for t in scaleout-app:latest scaleout-worker:latest scaleout-web:latest; do
+# Images already under these tags are tagged back at the end (a real traefik/redis image is
+# not even rebuilt: build-images.sh uses it as is).
+for t in scaleout-app:latest scaleout-worker:latest scaleout-web:latest $(docker compose -f "$ROOT/compose.yaml" config --images | grep -E '^(traefik|redis):'); do
   id=$(docker image inspect -f '{{.Id}}' "$t" 2>/dev/null) && PREV_IMAGE[$t]=$id
 done
-# Stand-ins replace nothing real: build-images.sh keeps a real traefik/redis image if present.
 t=$SECONDS
 if BUILT_LOG="$BUILT_LOG" "$HERE/build-images.sh" 2>"$TMP/build.err"; then
   grep -E '^ *Finished ' "$TMP/build.err" | sed 's/^ */  cargo: /'
