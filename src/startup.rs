@@ -5,6 +5,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ntex::SharedCfg;
 use ntex::http::HttpServiceConfig;
@@ -19,8 +20,9 @@ use crate::routes::{self, AppState};
 use crate::shutdown::{self, Drain};
 use crate::store::Store;
 
-/// In-flight requests get this long to finish once the drain period is over.
-const FINISH_SECS: u16 = 10;
+/// In-flight requests get this long to finish once the drain period is over. Every Redis
+/// call is bounded well under a second, so a request still running after this is stuck.
+const FINISH_SECS: u16 = 3;
 /// Idle keep-alive connections stay open this long: longer than the proxy's own idle
 /// timeout, so it is always Traefik that closes an idle connection, never a race with us.
 const KEEP_ALIVE_SECS: u16 = 75;
@@ -148,7 +150,15 @@ impl Application {
         }
         shutdown::drain_period(settings.drain()).await;
         tracing::info!("drain over: closing the listener, finishing in-flight requests");
-        server.stop(true).await;
+        // ntex-server 3.11 now and then misses the wake-up after its last worker stopped
+        // and sits out the whole shutdown timeout: bound the wait ourselves.
+        let finish = Duration::from_secs(u64::from(FINISH_SECS) + 1);
+        if tokio::time::timeout(finish, server.stop(true))
+            .await
+            .is_err()
+        {
+            tracing::warn!("server did not report its stop in time; exiting anyway");
+        }
         if let Some(task) = heartbeat {
             task.cancel();
         }
