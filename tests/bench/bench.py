@@ -821,7 +821,10 @@ def tables(data) -> str:
                           data["startup"], data["sizes"], data["machine"])
     L = []
     L.append(f"Machine: {m['cpu']}, {m['cpus']} CPUs, Linux {m['kernel']}, THP `{m['thp']}`; "
-             f"load average at start {' '.join(m['loadavg_start'])}; commit `{m['commit']}`, {m['date']}. "
+             f"load average at start {' '.join(m['loadavg_start'])} (1-min load before each phase, the bench's "
+             f"own processes included: "
+             f"{', '.join(f'{k} {v:.1f}' for k, v in m.get('loadavg_1min', {}).items())}); "
+             f"commit `{m['commit']}`, {m['date']}. "
              f"Each figure: median of {REPS} runs of {SECS:g} s after {WARMUP:g} s warm-up; "
              f"wrk, 1 thread, {CONC} keep-alive connections.")
     L.append("")
@@ -958,8 +961,8 @@ def svg_chart(data) -> str:
     W, label_w, gap, row_h, top = 980, 250, 40, 26, 64
     panel_w = (W - label_w - gap - 20) // 2
     H = top + row_h * len(rows) + 46
-    max_rps = max(r[1] for r in rows) or 1
-    max_p99 = max((r[2] or 0) for r in rows) or 1
+    max_rps = max((r[1] for r in rows), default=1) or 1
+    max_p99 = max(((r[2] or 0) for r in rows), default=1) or 1
 
     def esc(s):
         return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -1019,17 +1022,27 @@ def main() -> int:
     redis = start_redis(redis_port)
     only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # for development
     run = lambda phase: not only or phase in only
+    load = data["machine"]["loadavg_1min"] = {}
+
+    def mark(phase):  # the machine is shared: record how busy it was around each phase
+        load[phase] = float(Path("/proc/loadavg").read_text().split()[0])
+
     try:
+        mark("direct")
         data["direct"] = direct_phase(redis_port, redis.pid, have_go) if run("direct") else {"runs": []}
+        mark("startup")
         data["startup"] = startup_phase(redis_port, have_go) if run("startup") else {}
+        mark("redis")
         data["redis"] = redis_phase(redis_port, redis.pid) if run("redis") else {}
     finally:
         PROCS.stop(redis)
     try:
+        mark("traefik")
         data["traefik"] = traefik_phase(bool(shutil.which("traefik"))) if run("traefik") else {"skipped": "BENCH_ONLY"}
     except RuntimeError as e:
         log(f"Traefik phase failed: {e}")
         data["traefik"] = {"error": str(e)}
+    mark("end")
     data["direct"]["summary"] = summarize_direct(data["direct"]["runs"])
     data["traefik"]["summary"] = summarize_traefik(data["traefik"])
     data["sizes"] = sizes()
