@@ -13,8 +13,9 @@ WORKDIR /
 ENV REDIS_URL=redis://redis:6379 \
     LISTEN_ADDR=0.0.0.0:8080 \
     LOG_FORMAT=json \
-    RUST_LOG=info \
-    DRAIN_SECS=5
+    RUST_LOG=info,ntex=warn \
+    DRAIN_SECS=5 \
+    MIMALLOC_ALLOW_THP=0
 # build-images.sh adds org.opencontainers.image.{description,version,licenses} from Cargo.toml
 LABEL org.scaleout.built-by="tests/compose"
 
