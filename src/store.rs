@@ -11,8 +11,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 
 use crate::error::ApiError;
 use crate::keys;
@@ -25,17 +25,20 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(800);
 const WARM_EVERY: Duration = Duration::from_millis(250);
 
 /// Counts one hit on a session and on the global counter, atomically, in one round trip.
-const HIT: &str = r"
+static HIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local s = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 local g = redis.call('INCR', KEYS[2])
 return {s, g}
-";
+",
+    )
+});
 
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
-    hit: Script,
     metrics: Arc<Metrics>,
 }
 
@@ -52,7 +55,6 @@ impl Store {
             .set_max_delay(Duration::from_millis(200));
         Ok(Self {
             conn: ConnectionManager::new_lazy_with_config(client, config)?,
-            hit: Script::new(HIT),
             metrics,
         })
     }
@@ -83,7 +85,7 @@ impl Store {
     /// Returns `(session_count, global_count)` after counting this request.
     pub async fn hit(&self, sid: &uuid::Uuid, ttl_secs: u64) -> Result<(i64, i64), ApiError> {
         let mut conn = self.conn();
-        let mut call = self.hit.prepare_invoke();
+        let mut call = HIT.prepare_invoke();
         call.key(keys::session(sid))
             .key(keys::GLOBAL_COUNT)
             .arg(ttl_secs);
