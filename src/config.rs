@@ -60,7 +60,12 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "JOB_VISIBILITY_SECS",
         "30",
-        "worker: a job processing longer than this is reclaimed",
+        "worker: lease on a claimed job; a worker renews it while it works",
+    ),
+    (
+        "JOB_DEAD_MAX",
+        "1000",
+        "worker: longest the dead-letter list jobs:dead may grow",
     ),
 ];
 
@@ -99,6 +104,8 @@ pub struct Settings {
     pub job_max_attempts: u32,
     #[serde(default = "defaults::job_visibility_secs")]
     pub job_visibility_secs: u64,
+    #[serde(default = "defaults::job_dead_max")]
+    pub job_dead_max: u64,
 }
 
 impl Settings {
@@ -155,6 +162,7 @@ impl Settings {
                 self.job_visibility_secs == 0,
                 "JOB_VISIBILITY_SECS must be at least 1",
             ),
+            (self.job_dead_max == 0, "JOB_DEAD_MAX must be at least 1"),
         ];
         match checks.iter().find(|(bad, _)| *bad) {
             Some((_, msg)) => Err((*msg).to_string()),
@@ -223,6 +231,9 @@ mod defaults {
     }
     pub fn job_visibility_secs() -> u64 {
         30
+    }
+    pub fn job_dead_max() -> u64 {
+        1000
     }
 }
 

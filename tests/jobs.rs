@@ -12,7 +12,7 @@ use nanorand::Rng;
 use redis::AsyncCommands;
 use scaleout::fleet::{Member, now_ms};
 use scaleout::jobs::queue::{self, Consumer, Enqueued, Outcome};
-use scaleout::jobs::{Job, MAX_NAME, Status};
+use scaleout::jobs::{Job, Limits, MAX_NAME, Status};
 use scaleout::keys;
 use scaleout::metrics::Metrics;
 use scaleout::store::Store;
@@ -259,7 +259,8 @@ async fn nothing_is_lost_across_200_jobs_with_two_workers_and_random_kills() {
         assert!(matches!(created, Enqueued::New { .. }));
     }
 
-    let env = [("JOB_WORK_MS", "30")];
+    // A job may be interrupted more than once; it must still complete, not go dead.
+    let env = [("JOB_WORK_MS", "30"), ("JOB_MAX_ATTEMPTS", "100")];
     let mut names = ["w0".to_string(), "w1".to_string()];
     let mut live: Vec<Scaleout> = names.iter().map(|n| worker(&redis, n, &env)).collect();
     let mut killed = Vec::new();
@@ -350,13 +351,20 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let redis = Redis::start();
     let store = store(&redis);
     let url = redis.url();
-    let consumer = async |name: &str| {
-        let consumer = Consumer::new(&url, name, store.clone()).unwrap();
+    let hour = Duration::from_secs(3600);
+    let limits = Limits {
+        lease: hour,
+        max_attempts: 3,
+        dead_max: 1000,
+    };
+    let consumer = async |name: &str, lease: Duration| {
+        let limits = Limits { lease, ..limits };
+        let consumer = Consumer::new(&url, name, limits, store.clone()).unwrap();
         consumer.register().await.unwrap();
         consumer
     };
-    let (a, b) = (consumer("worker-a").await, consumer("worker-b").await);
-    let hour = Duration::from_secs(3600);
+    let a = consumer("worker-a", hour).await;
+    let b = consumer("worker-b", hour).await;
 
     let id = enqueue(&store, "fenced").await;
     let item = a.take().await.unwrap().expect("an item");
@@ -365,7 +373,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     assert_eq!((old.id.as_str(), old.attempt), (id.as_str(), 1));
 
     // worker-a never sent a heartbeat: the reclaimer takes it for dead.
-    assert_eq!(queue::reclaim(&store, hour).await.unwrap(), 1);
+    assert_eq!(queue::reclaim(&store, &limits).await.unwrap(), (1, 0));
     let back = job(&store, &id).await;
     assert_eq!(
         (back.status, back.worker.as_deref()),
@@ -400,8 +408,8 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let stats = queue::stats(&store).await.unwrap();
     assert_eq!((stats.processed, stats.failed, stats.dead), (1, 0, 0));
 
-    // A live worker keeps its job until the visibility timeout.
-    let c = consumer("worker-c").await;
+    // A live worker keeps its job while its lease holds; a lease that ran out loses it.
+    let c = consumer("worker-c", Duration::ZERO).await;
     let member = Member {
         name: "worker-c".into(),
         role: "worker",
@@ -413,23 +421,71 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let id = enqueue(&store, "slow").await;
     let item = c.take().await.unwrap().expect("an item");
     let slow = c.claim(&item).await.unwrap().expect("a claim");
-    assert_eq!(
-        queue::reclaim(&store, hour).await.unwrap(),
-        0,
-        "alive, in time"
-    );
-    assert_eq!(queue::reclaim(&store, Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(queue::reclaim(&store, &limits).await.unwrap(), (1, 0));
     let back = job(&store, &id).await;
-    assert!(back.last_error.unwrap().contains("longer than"));
+    assert!(back.last_error.unwrap().contains("lease"));
     assert!(!c.finish(&slow, &Outcome::Done).await.unwrap());
+    assert!(
+        !c.renew(&slow).await.unwrap(),
+        "a lost claim is not renewed"
+    );
+    let e = consumer("worker-e", hour).await;
+    Member {
+        name: "worker-e".into(),
+        ..member
+    }
+    .beat(&store)
+    .await
+    .unwrap();
+    let item = e.take().await.unwrap().expect("an item");
+    let held = e.claim(&item).await.unwrap().expect("a claim");
+    assert!(e.renew(&held).await.unwrap());
+    assert_eq!(
+        queue::reclaim(&store, &limits).await.unwrap(),
+        (0, 0),
+        "alive, lease held"
+    );
+    // Back to the queue for the next check (the lease is an hour long).
+    assert_eq!(e.retire().await.unwrap(), 1);
 
     // An item reclaimed between BLMOVE and the claim is not claimed.
-    let d = consumer("worker-d").await;
+    let d = consumer("worker-d", hour).await;
     let item = d.take().await.unwrap().expect("an item");
-    assert_eq!(queue::reclaim(&store, hour).await.unwrap(), 1);
+    assert_eq!(queue::reclaim(&store, &limits).await.unwrap(), (1, 0));
     assert!(d.claim(&item).await.unwrap().is_none());
     assert_eq!(job(&store, &id).await.status, Status::Queued);
     assert_eq!(redis.int(&["LLEN", "jobs"]), 1);
+
+    // A run lost on the last attempt ends the job in jobs:dead, whether the reclaimer
+    // finds it (lease ran out) or a restarted worker finds it in its own list.
+    let f = consumer("worker-f", Duration::ZERO).await;
+    let item = f.take().await.unwrap().expect("an item");
+    assert_eq!(f.claim(&item).await.unwrap().expect("a claim").attempt, 3);
+    assert_eq!(queue::reclaim(&store, &limits).await.unwrap(), (0, 1));
+    let dead = job(&store, &id).await;
+    assert_eq!(dead.status, Status::Dead);
+    assert!(
+        dead.last_error.unwrap().contains("attempt 3 of 3"),
+        "says it was the last"
+    );
+    let once = Limits {
+        max_attempts: 1,
+        ..limits
+    };
+    let g = Consumer::new(&url, "worker-g", once, store.clone()).unwrap();
+    g.register().await.unwrap();
+    let other = enqueue(&store, "other").await;
+    let item = g.take().await.unwrap().expect("an item");
+    g.claim(&item).await.unwrap().expect("a claim");
+    assert_eq!(g.register().await.unwrap(), 1, "as a restart would");
+    let lost = job(&store, &other).await;
+    assert_eq!(lost.status, Status::Dead);
+    assert!(lost.last_error.unwrap().contains("worker-g lost"));
+    let mut conn = store.conn();
+    let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
+    assert_eq!(letters, [other, id]);
+    assert_eq!(redis.int(&["LLEN", "jobs"]), 0);
+    assert_eq!(queue::stats(&store).await.unwrap().dead, 2);
 }
 
 #[tokio::test]
@@ -445,8 +501,8 @@ async fn a_failing_job_retries_with_backoff_then_goes_dead() {
     assert_eq!(dead.attempts, 3, "JOB_MAX_ATTEMPTS defaults to 3");
     assert!(dead.last_error.unwrap().contains("deliberate"));
     assert!(
-        elapsed >= Duration::from_secs(3),
-        "1 s + 2 s of backoff, took {elapsed:?}"
+        elapsed >= Duration::from_millis(1500),
+        "at least 0.5 s + 1 s of jittered backoff, took {elapsed:?}"
     );
 
     let failures = logged(&worker, "failed");
@@ -459,7 +515,12 @@ async fn a_failing_job_retries_with_backoff_then_goes_dead() {
             )
         })
         .collect();
-    assert_eq!(retries, [(1, 1000), (2, 2000)]);
+    assert_eq!(retries.len(), 2, "{retries:?}");
+    // 1 s then 2 s, each jittered down by up to half.
+    for ((attempt, ms), (want, ceiling)) in retries.into_iter().zip([(1, 1000), (2, 2000)]) {
+        assert_eq!(attempt, want);
+        assert!((ceiling / 2..=ceiling).contains(&ms), "{ms} ms");
+    }
     let last = first_logged(&worker, "dead", Duration::from_secs(5)).await;
     assert_eq!(
         (&last["id"], &last["attempt"]),
@@ -471,9 +532,10 @@ async fn a_failing_job_retries_with_backoff_then_goes_dead() {
     assert_eq!(letters, [id]);
     let stats = queue::stats(&store).await.unwrap();
     assert_eq!((stats.processed, stats.failed, stats.dead), (0, 3, 1));
-    assert!(
-        redis.int(&["TTL", &keys::job(&letters[0])]) > 0,
-        "dead jobs expire"
+    assert_eq!(
+        redis.int(&["TTL", &keys::job(&letters[0])]),
+        -1,
+        "a listed dead job's details are kept"
     );
 }
 
@@ -683,4 +745,149 @@ async fn job_routes_reject_bad_input_and_enqueue_idempotently() {
     let text = String::from_utf8(metrics.body).unwrap();
     assert!(text.contains("scaleout_http_requests_total"));
     assert!(!text.contains("scaleout_jobs_queue_length"));
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_is_killed_on_every_attempt_goes_dead_after_the_last() {
+    let redis = Redis::start();
+    let store = store(&redis);
+    let slow = [("JOB_WORK_MS", "60000")];
+    let id = enqueue(&store, "doomed").await;
+    // Attempts 1 and 2 end in a SIGKILL and a restart under the same name (which returns
+    // what the old process held at start-up); attempt 3 ends in a SIGKILL that another
+    // worker's reclaimer notices when the heartbeat expires.
+    let mut w = worker(&redis, "worker-a", &slow);
+    for attempt in 1..=3 {
+        until(
+            &format!("attempt {attempt} to be claimed"),
+            Duration::from_secs(10),
+            async || {
+                let job = queue::job(&store, &id).await.ok().flatten()?;
+                (job.status == Status::Processing && job.attempts == attempt).then_some(())
+            },
+        )
+        .await;
+        w.signal("KILL");
+        w.wait_exit(Duration::from_secs(5));
+        let next = if attempt < 3 { "worker-a" } else { "worker-b" };
+        w = worker(&redis, next, &slow);
+    }
+
+    let dead = reaches(&store, &id, Status::Dead, Duration::from_secs(15)).await;
+    assert_eq!(dead.attempts, 3, "JOB_MAX_ATTEMPTS defaults to 3");
+    let error = dead.last_error.unwrap_or_default();
+    assert!(
+        error.contains("worker-a") && error.contains("lost"),
+        "{error}"
+    );
+    let mut conn = store.conn();
+    let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
+    assert_eq!(letters, [id.as_str()]);
+    assert_eq!(redis.int(&["LLEN", "jobs"]), 0, "not claimed a 4th time");
+    assert_eq!(redis.int(&["LLEN", "jobs:processing:worker-b"]), 0);
+    let stats = queue::stats(&store).await.unwrap();
+    assert_eq!((stats.processed, stats.dead), (0, 1));
+    assert_eq!(job(&store, &id).await.attempts, 3);
+}
+
+#[tokio::test]
+async fn a_live_worker_renews_its_lease_so_a_long_job_runs_once() {
+    let redis = Redis::start();
+    let store = store(&redis);
+    // Each job takes twice the visibility timeout.
+    let env = [("JOB_WORK_MS", "4000"), ("JOB_VISIBILITY_SECS", "2")];
+    let a = worker(&redis, "worker-a", &env);
+    let id = enqueue(&store, "long").await;
+    reaches(&store, &id, Status::Processing, Duration::from_secs(10)).await;
+    // An idle second worker whose reclaimer would take the job if the lease lapsed.
+    let b = worker(&redis, "worker-b", &env);
+
+    let done = reaches(&store, &id, Status::Done, Duration::from_secs(15)).await;
+    assert_eq!(done.attempts, 1, "{done:?}");
+    assert_eq!(done.worker.as_deref(), Some("worker-a"));
+    assert_eq!(done.last_error, None);
+    let stats = queue::stats(&store).await.unwrap();
+    assert_eq!(stats.processed, 1);
+    for w in [&a, &b] {
+        assert!(logged(w, "reclaimed jobs of dead or stuck workers").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_stops_renewing_loses_its_claim_and_gives_the_job_up() {
+    let redis = Redis::start();
+    let store = store(&redis);
+    let a = worker(
+        &redis,
+        "worker-a",
+        &[("JOB_WORK_MS", "60000"), ("JOB_VISIBILITY_SECS", "1")],
+    );
+    let id = enqueue(&store, "stalled").await;
+    reaches(&store, &id, Status::Processing, Duration::from_secs(10)).await;
+    a.signal("STOP"); // alive but frozen: its heartbeat (5 s) outlives its lease (1 s)
+    let b = worker(&redis, "worker-b", &[("JOB_VISIBILITY_SECS", "1")]);
+
+    let done = reaches(&store, &id, Status::Done, Duration::from_secs(10)).await;
+    assert_eq!(
+        (done.worker.as_deref(), done.attempts),
+        (Some("worker-b"), 2)
+    );
+    let error = done.last_error.unwrap_or_default();
+    assert!(
+        error.contains("worker-a") && error.contains("lease"),
+        "{error}"
+    );
+    assert_eq!(
+        logged(&b, "reclaimed jobs of dead or stuck workers").len(),
+        1
+    );
+
+    a.signal("CONT");
+    // Its next renewal finds the claim gone: it stops the job instead of running it on.
+    let lost = first_logged(
+        &a,
+        "claim lost: the job was reclaimed and runs again elsewhere",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(lost["id"], id.as_str());
+    let stats = queue::stats(&store).await.unwrap();
+    assert_eq!(stats.processed, 1);
+    assert_eq!(job(&store, &id).await.worker.as_deref(), Some("worker-b"));
+}
+
+#[tokio::test]
+async fn the_dead_list_is_bounded_and_keeps_the_details_of_what_it_lists() {
+    let redis = Redis::start();
+    let store = store(&redis);
+    let _w = worker(
+        &redis,
+        "worker-1",
+        &[
+            ("JOB_WORK_MS", "10"),
+            ("JOB_MAX_ATTEMPTS", "1"),
+            ("JOB_DEAD_MAX", "2"),
+        ],
+    );
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(enqueue(&store, &format!("fail-{i}")).await);
+    }
+    until("3 dead jobs", Duration::from_secs(10), async || {
+        let stats = queue::stats(&store).await.ok()?;
+        (stats.dead == 3).then_some(())
+    })
+    .await;
+
+    let mut conn = store.conn();
+    let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
+    assert_eq!(letters, [ids[2].clone(), ids[1].clone()], "newest first");
+    assert!(
+        queue::job(&store, &ids[0]).await.unwrap().is_none(),
+        "trimmed off the list: its hash is gone too"
+    );
+    for id in &letters {
+        assert_eq!(job(&store, id).await.status, Status::Dead);
+        assert_eq!(redis.int(&["TTL", &keys::job(id)]), -1, "kept while listed");
+    }
 }

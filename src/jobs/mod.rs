@@ -8,12 +8,18 @@
 //! ```text
 //! enqueue ─▶ jobs ─BLMOVE─▶ jobs:processing:<worker> ─complete─▶ done (expires in 24 h)
 //!             ▲ ▲                     │         │
-//!             │ └──── reclaimed ◀─────┘         ├─fail, last attempt─▶ jobs:dead
-//!             │   (heartbeat gone, or           │
-//!             │    claimed too long ago)        └─fail─▶ jobs:delayed (backoff)
+//!             │ └──── reclaimed ◀─────┤         ├─fail, last attempt─▶ jobs:dead (bounded)
+//!             │   (heartbeat gone, or │         │                          ▲
+//!             │    lease not renewed) └─────────┼── lost on last attempt ──┘
+//!             │                                 └─fail─▶ jobs:delayed (backoff)
 //!             │                                              │
 //!             └─────────────────── when due ─────────────────┘
 //! ```
+//!
+//! A claim is a lease: the worker renews it while it works, and only a claim whose lease
+//! ran out (the worker froze or lost Redis) or whose worker's heartbeat is gone is taken
+//! back. Every claim counts as an attempt, so a job whose worker dies on each one still
+//! ends in `jobs:dead` after [`Limits::max_attempts`].
 //!
 //! - [`queue`]: the Redis side: enqueue, claim, complete/fail, reclaim, listings.
 //! - [`worker`]: the `scaleout worker` loop that drives it.
@@ -23,8 +29,10 @@ pub mod worker;
 
 use std::time::Duration;
 
+use nanorand::Rng;
 use serde::Serialize;
 
+use crate::config::Settings;
 use crate::metrics::gauge;
 
 /// Longest job name accepted, in bytes (a string pushed by hand is cut to this).
@@ -33,12 +41,35 @@ pub const MAX_NAME: usize = 256;
 pub const MAX_ID: usize = 64;
 /// How many jobs `GET /jobs` shows.
 pub const RECENT: usize = 50;
-/// How long a finished (done or dead) job's hash is kept for `GET /jobs/{id}`.
+/// How long a done job's hash is kept for `GET /jobs/{id}`. A dead job's hash has no TTL:
+/// it lives exactly as long as its id is in the bounded `jobs:dead` list.
 pub const FINISHED_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-/// First retry delay; each further failure doubles it, up to [`RETRY_MAX`].
+/// First retry delay; each further failure doubles it, up to [`RETRY_MAX`] (before jitter).
 pub const RETRY_BASE: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 pub const RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+
+/// The rules a worker applies to the queue, from its settings. Every worker of a fleet
+/// should share them: any worker may reclaim (and so dead-letter) another's job.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a claim holds without renewal (`JOB_VISIBILITY_SECS`).
+    pub lease: Duration,
+    /// Claims a job gets before it goes to `jobs:dead` (`JOB_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// Longest `jobs:dead` may grow; older ids, and their hashes, go (`JOB_DEAD_MAX`).
+    pub dead_max: u64,
+}
+
+impl Limits {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            lease: Duration::from_secs(settings.job_visibility_secs),
+            max_attempts: settings.job_max_attempts,
+            dead_max: settings.job_dead_max,
+        }
+    }
+}
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -203,10 +234,19 @@ pub fn new_id() -> String {
 }
 
 /// How long a job waits after failing attempt `attempt` (1-based): [`RETRY_BASE`]
-/// doubling per attempt, capped at [`RETRY_MAX`].
+/// doubling per attempt, capped at [`RETRY_MAX`], then [`jitter`]ed, so jobs that failed
+/// together (say, on the same outage of a service they call) do not all retry at once.
 pub fn retry_delay(attempt: u32) -> Duration {
     let doublings = attempt.saturating_sub(1).min(20);
-    RETRY_BASE.saturating_mul(1 << doublings).min(RETRY_MAX)
+    jitter(RETRY_BASE.saturating_mul(1 << doublings).min(RETRY_MAX))
+}
+
+/// A random delay between half of `delay` and `delay` ("equal jitter"): spread enough that
+/// workers which failed together do not retry in lockstep, never longer than `delay`, so
+/// every documented cap holds, and never under half of it, so backing off still backs off.
+pub fn jitter(delay: Duration) -> Duration {
+    let ms = delay.as_millis().min(u128::from(u64::MAX)) as u64;
+    Duration::from_millis(nanorand::tls_rng().generate_range(ms / 2..=ms))
 }
 
 #[cfg(test)]
@@ -224,12 +264,40 @@ mod tests {
     }
 
     #[test]
-    fn retry_delay_doubles_up_to_the_cap() {
-        let secs: Vec<u64> = [1, 2, 3, 4, 9, 10, 1000]
-            .into_iter()
-            .map(|a| retry_delay(a).as_secs())
-            .collect();
-        assert_eq!(secs, [1, 2, 4, 8, 256, 300, 300]);
+    fn retry_delay_doubles_up_to_the_cap_with_jitter() {
+        for (attempt, secs) in [
+            (1, 1),
+            (2, 2),
+            (3, 4),
+            (4, 8),
+            (9, 256),
+            (10, 300),
+            (1000, 300),
+        ] {
+            let ceiling = Duration::from_secs(secs);
+            for _ in 0..100 {
+                let delay = retry_delay(attempt);
+                assert!(
+                    delay >= ceiling / 2 && delay <= ceiling,
+                    "attempt {attempt}: {delay:?}"
+                );
+            }
+        }
+        let firsts: std::collections::HashSet<Duration> =
+            (0..100).map(|_| retry_delay(1)).collect();
+        assert!(firsts.len() > 1, "always {firsts:?}");
+    }
+
+    #[test]
+    fn jitter_spreads_over_the_upper_half() {
+        let delay = Duration::from_secs(1);
+        let samples: Vec<Duration> = (0..1000).map(|_| jitter(delay)).collect();
+        assert!(samples.iter().all(|d| *d >= delay / 2 && *d <= delay));
+        let (min, max) = (samples.iter().min().unwrap(), samples.iter().max().unwrap());
+        // 1000 uniform draws: each bound is missed with probability 0.9^1000.
+        assert!(*min < Duration::from_millis(600), "lowest {min:?}");
+        assert!(*max > Duration::from_millis(900), "highest {max:?}");
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]

@@ -9,8 +9,13 @@
 //!
 //! Claims are fenced: claiming writes a random token into the job's hash, completing or
 //! failing requires that token, and reclaiming a job deletes it. So a worker that was
-//! presumed dead, or was too slow, can no longer finish a job that is back in the queue or
+//! presumed dead, or froze, can no longer finish a job that is back in the queue or
 //! already someone else's; it learns that its claim was lost.
+//!
+//! Claims are leases: claiming sets `lease_until`, the worker renews it while it works
+//! ([`Consumer::renew`]), and the reclaimer takes back only jobs whose lease ran out or
+//! whose worker's heartbeat is gone. A run lost that way was an attempt: on the last one
+//! the job goes to the dead-letter list rather than back to the queue.
 //!
 //! Scripts that visit many jobs or workers build key names from the prefixes in
 //! [`keys`] (e.g. `keys::job("")` is `job:`), passed as arguments, so that file stays
@@ -22,7 +27,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisResult, Script};
 
-use super::{FINISHED_TTL, Job, Lengths, MAX_NAME, RECENT, Stats, new_id};
+use super::{FINISHED_TTL, Job, Lengths, Limits, MAX_NAME, RECENT, Stats, new_id};
 use crate::error::ApiError;
 use crate::fleet::now_ms;
 use crate::keys;
@@ -40,16 +45,52 @@ type LengthsReply = (u64, u64, u64, u64);
 /// How many due retries one upkeep pass moves back to the queue, to keep scripts short.
 const PROMOTE_BATCH: usize = 100;
 
-/// Puts an item back at the head of the queue and deletes its claim token, so the worker
-/// that had it can no longer complete or fail it. Shared by the scripts that reclaim.
-const REQUEUE_FN: &str = r"
-local function requeue(list, item, queue, key, now, why)
-  redis.call('LREM', list, 1, item)
-  redis.call('LPUSH', queue, item)
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('HSET', key, 'status', 'queued', 'updated_at', now, 'last_error', why)
-    redis.call('HDEL', key, 'token', 'claimed_at', 'worker')
+/// Puts a job in the dead-letter list, which keeps at most `max` ids (an id at most once):
+/// the ids trimmed off its end take their hashes with them, and a listed job's hash has no
+/// TTL, so every listed id has its details and no dead job's details outlive its id.
+/// Shared by the scripts that fail and reclaim jobs.
+const BURY_FN: &str = r"
+local function bury(dead, id, key, prefix, max)
+  redis.call('HSET', key, 'status', 'dead')
+  redis.call('PERSIST', key)
+  redis.call('LREM', dead, 0, id)
+  redis.call('LPUSH', dead, id)
+  while redis.call('LLEN', dead) > max do
+    local old = prefix .. redis.call('RPOP', dead)
+    if redis.call('HGET', old, 'status') == 'dead' then
+      redis.call('DEL', old)
+    end
   end
+end
+";
+
+/// Takes an item out of a processing list and deletes its claim token, so the worker that
+/// had it can no longer complete or fail it. A job that was claimed lost its run, which
+/// counted as an attempt: on the last one it goes to the dead-letter list; anything else
+/// goes back to the head of the queue. Returns 1 if the job went dead. Shared by the
+/// scripts that reclaim; `why` becomes the job's `last_error`.
+const RELEASE_FN: &str = r"
+local function release(list, item, queue, dead, stats, prefix, now, why, max_attempts, dead_max)
+  redis.call('LREM', list, 1, item)
+  local key = prefix .. item
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('LPUSH', queue, item)
+    return 0
+  end
+  local claimed = redis.call('HEXISTS', key, 'token') == 1
+  local attempts = tonumber(redis.call('HGET', key, 'attempts')) or 0
+  redis.call('HDEL', key, 'token', 'lease_until')
+  if claimed and attempts >= max_attempts then
+    redis.call('HSET', key, 'updated_at', now, 'last_error',
+               why .. '; that was attempt ' .. attempts .. ' of ' .. max_attempts)
+    bury(dead, item, key, prefix, dead_max)
+    redis.call('HINCRBY', stats, 'dead', 1)
+    return 1
+  end
+  redis.call('HSET', key, 'status', 'queued', 'updated_at', now, 'last_error', why)
+  redis.call('HDEL', key, 'worker')
+  redis.call('LPUSH', queue, item)
+  return 0
 end
 ";
 
@@ -89,8 +130,9 @@ return {1, length, {}}
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
--- KEYS: processing list, consumers set, recent list
--- ARGV: item, worker, token, now, fresh id, name limit, job prefix, recent length
+-- KEYS: processing list, consumers set, recent list, dead list
+-- ARGV: item, worker, token, now, fresh id, name limit, job prefix, recent length,
+--       lease until (ms)
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then
   return false -- a reclaimer took it back since BLMOVE: not ours any more
 end
@@ -107,10 +149,13 @@ if redis.call('EXISTS', key) == 0 then
   redis.call('LPUSH', KEYS[3], id)
   redis.call('LTRIM', KEYS[3], 0, ARGV[8] - 1)
 end
+if redis.call('HGET', key, 'status') == 'dead' then
+  redis.call('LREM', KEYS[4], 0, id) -- a dead job's id pushed by hand: live again
+end
 local attempt = redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('HSET', key, 'status', 'processing', 'worker', ARGV[2], 'token', ARGV[3],
-           'claimed_at', ARGV[4], 'updated_at', ARGV[4])
-redis.call('PERSIST', key) -- live again if a finished job's id was pushed by hand
+           'lease_until', ARGV[9], 'updated_at', ARGV[4])
+redis.call('PERSIST', key) -- live again if a done job's id was pushed by hand
 redis.call('SADD', KEYS[2], ARGV[2])
 return {id, redis.call('HGET', key, 'name') or id, attempt}
 ",
@@ -127,7 +172,7 @@ if redis.call('HGET', KEYS[2], 'token') ~= ARGV[2] then
 end
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 redis.call('HSET', KEYS[2], 'status', 'done', 'updated_at', ARGV[3])
-redis.call('HDEL', KEYS[2], 'token', 'claimed_at')
+redis.call('HDEL', KEYS[2], 'token', 'lease_until')
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('HINCRBY', KEYS[3], 'processed', 1)
 return 1
@@ -138,63 +183,64 @@ return 1
 /// Records a failed attempt, if the claim still holds: the job waits in the delayed set
 /// for its retry, or goes to the dead-letter list when no retry is left.
 static FAIL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    Script::new(&format!(
+        r"{BURY_FN}
 -- KEYS: processing list, job hash, stats hash, delayed set, dead list
--- ARGV: id, token, now, error, retry at (ms; empty: no retry left), ttl seconds
+-- ARGV: id, token, now, error, retry at (ms; empty: no retry left), job prefix, dead max
 if redis.call('HGET', KEYS[2], 'token') ~= ARGV[2] then
   return 0
 end
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 redis.call('HSET', KEYS[2], 'last_error', ARGV[4], 'updated_at', ARGV[3])
-redis.call('HDEL', KEYS[2], 'token', 'claimed_at')
+redis.call('HDEL', KEYS[2], 'token', 'lease_until')
 redis.call('HINCRBY', KEYS[3], 'failed', 1)
 local retry_at = tonumber(ARGV[5])
 if retry_at then
   redis.call('HSET', KEYS[2], 'status', 'failed')
   redis.call('ZADD', KEYS[4], retry_at, ARGV[1])
 else
-  redis.call('HSET', KEYS[2], 'status', 'dead')
-  redis.call('LPUSH', KEYS[5], ARGV[1])
+  bury(KEYS[5], ARGV[1], KEYS[2], ARGV[6], tonumber(ARGV[7]))
   redis.call('HINCRBY', KEYS[3], 'dead', 1)
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
 end
 return 1
-",
-    )
+"
+    ))
 });
 
-/// Returns the jobs of workers whose heartbeat expired, and jobs claimed longer ago than
-/// the visibility timeout, to the queue. Forgets workers that are gone and own nothing.
+/// Takes back the jobs of workers whose heartbeat expired, and jobs whose lease ran out
+/// (their worker stopped renewing it): to the queue, or to the dead-letter list if that
+/// was their last attempt. Forgets workers that are gone and own nothing.
 static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{REQUEUE_FN}
--- KEYS: consumers set, queue
--- ARGV: now, visibility ms, instance prefix, processing prefix, job prefix
-local now, visibility = tonumber(ARGV[1]), tonumber(ARGV[2])
-local returned = 0
+        r"{BURY_FN}{RELEASE_FN}
+-- KEYS: consumers set, queue, dead list, stats hash
+-- ARGV: now, instance prefix, processing prefix, job prefix, max attempts, dead max
+local now = tonumber(ARGV[1])
+local max_attempts, dead_max = tonumber(ARGV[5]), tonumber(ARGV[6])
+local requeued, dead = 0, 0
 for _, worker in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local list = ARGV[4] .. worker
-  local alive = redis.call('EXISTS', ARGV[3] .. worker) == 1
+  local list = ARGV[3] .. worker
+  local alive = redis.call('EXISTS', ARGV[2] .. worker) == 1
   for _, item in ipairs(redis.call('LRANGE', list, 0, -1)) do
-    local key = ARGV[5] .. item
-    local claimed = tonumber(redis.call('HGET', key, 'claimed_at'))
+    local lease = tonumber(redis.call('HGET', ARGV[4] .. item, 'lease_until'))
     local why
     if not alive then
-      why = 'reclaimed: worker ' .. worker .. ' stopped sending heartbeats'
-    elseif claimed and now - claimed >= visibility then
-      why = 'reclaimed: processing took longer than ' .. visibility .. ' ms'
+      why = 'worker ' .. worker .. ' lost: it stopped sending heartbeats'
+    elseif lease and now >= lease then
+      why = 'worker ' .. worker .. ' lost its lease: it stopped renewing its claim'
     end
     if why then
-      requeue(list, item, KEYS[2], key, ARGV[1], why)
-      returned = returned + 1
+      local buried = release(list, item, KEYS[2], KEYS[3], KEYS[4], ARGV[4], ARGV[1], why,
+                             max_attempts, dead_max)
+      dead = dead + buried
+      requeued = requeued + 1 - buried
     end
   end
   if not alive and redis.call('LLEN', list) == 0 then
     redis.call('SREM', KEYS[1], worker)
   end
 end
-return returned
+return {{requeued, dead}}
 "
     ))
 });
@@ -203,12 +249,14 @@ return returned
 /// worker as a consumer (or, when it leaves, unregisters it).
 static RETURN_OWN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{REQUEUE_FN}
--- KEYS: processing list, queue, consumers set
--- ARGV: now, why, job prefix, worker, '1' to register or '0' to leave
+        r"{BURY_FN}{RELEASE_FN}
+-- KEYS: processing list, queue, consumers set, dead list, stats hash
+-- ARGV: now, why, job prefix, worker, '1' to register or '0' to leave, max attempts,
+--       dead max
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, item in ipairs(items) do
-  requeue(KEYS[1], item, KEYS[2], ARGV[3] .. item, ARGV[1], ARGV[2])
+  release(KEYS[1], item, KEYS[2], KEYS[4], KEYS[5], ARGV[3], ARGV[1], ARGV[2],
+          tonumber(ARGV[6]), tonumber(ARGV[7]))
 end
 if ARGV[5] == '1' then
   redis.call('SADD', KEYS[3], ARGV[4])
@@ -218,6 +266,20 @@ end
 return #items
 "
     ))
+});
+
+/// Extends a claim's lease, if the claim still holds.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+-- KEYS: job hash. ARGV: token, lease until (ms)
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
+return 1
+",
+    )
 });
 
 /// Moves failed jobs whose retry time has come back to the tail of the queue.
@@ -356,18 +418,22 @@ fn lengths_from((queue, processing, delayed, dead): LengthsReply) -> Lengths {
     }
 }
 
-/// Returns to the queue the jobs of workers that stopped sending heartbeats, and jobs
-/// claimed `visibility` or longer ago. Any worker may run it at any time.
-pub async fn reclaim(store: &Store, visibility: Duration) -> Result<u64, ApiError> {
+/// Takes back the jobs of workers that stopped sending heartbeats, and jobs whose lease
+/// ran out: to the queue, or to `jobs:dead` when `limits.max_attempts` is used up. Any
+/// worker may run it at any time. Returns how many were requeued and how many went dead.
+pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), ApiError> {
     let mut conn = store.conn();
     let mut call = RECLAIM.prepare_invoke();
     call.key(keys::CONSUMERS)
         .key(keys::JOBS)
+        .key(keys::DEAD)
+        .key(keys::JOB_STATS)
         .arg(now_ms())
-        .arg(visibility.as_millis() as u64)
         .arg(keys::instance(""))
         .arg(keys::processing(""))
-        .arg(keys::job(""));
+        .arg(keys::job(""))
+        .arg(limits.max_attempts)
+        .arg(limits.dead_max);
     store
         .bounded(async move { call.invoke_async(&mut conn).await })
         .await
@@ -416,6 +482,7 @@ pub enum Outcome {
 pub struct Consumer {
     name: String,
     processing: String,
+    limits: Limits,
     store: Store,
     /// BLMOVE blocks its connection for up to [`BLOCK`], longer than the request
     /// connection's response timeout, so it gets its own with a longer one.
@@ -424,7 +491,7 @@ pub struct Consumer {
 
 impl Consumer {
     /// Prepares the consumer `name` (the worker's instance name) without dialing Redis.
-    pub fn new(redis_url: &str, name: &str, store: Store) -> RedisResult<Self> {
+    pub fn new(redis_url: &str, name: &str, limits: Limits, store: Store) -> RedisResult<Self> {
         let client = redis::Client::open(redis_url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
@@ -435,6 +502,7 @@ impl Consumer {
         Ok(Self {
             name: name.to_owned(),
             processing: keys::processing(name),
+            limits,
             store,
             blocking: ConnectionManager::new_lazy_with_config(client, config)?,
         })
@@ -442,6 +510,10 @@ impl Consumer {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Waits up to [`BLOCK`] for the next item and moves it, atomically, into this
@@ -462,22 +534,26 @@ impl Consumer {
     }
 
     /// Claims an item [`Consumer::take`] returned: marks its job processing by this worker
-    /// under a fresh token. `None` if a reclaimer took the item back in between.
+    /// under a fresh token and a lease of `limits.lease`. `None` if a reclaimer took the
+    /// item back in between.
     pub async fn claim(&self, item: &[u8]) -> Result<Option<Claim>, ApiError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let mut conn = self.store.conn();
         let mut call = CLAIM.prepare_invoke();
+        let now = now_ms();
         call.key(&self.processing)
             .key(keys::CONSUMERS)
             .key(keys::RECENT)
+            .key(keys::DEAD)
             .arg(item)
             .arg(&self.name)
             .arg(&token)
-            .arg(now_ms())
+            .arg(now)
             .arg(new_id())
             .arg(MAX_NAME)
             .arg(keys::job(""))
-            .arg(RECENT);
+            .arg(RECENT)
+            .arg(now + self.lease_ms());
         let claimed: Option<(String, Vec<u8>, u32)> = self
             .store
             .bounded(async move { call.invoke_async(&mut conn).await })
@@ -488,6 +564,25 @@ impl Consumer {
             attempt,
             token,
         }))
+    }
+
+    /// Extends the claim's lease to `limits.lease` from now. `false` means the claim was
+    /// lost (the lease ran out and the job was reclaimed): stop working on it.
+    pub async fn renew(&self, claim: &Claim) -> Result<bool, ApiError> {
+        let mut conn = self.store.conn();
+        let mut call = RENEW.prepare_invoke();
+        call.key(keys::job(&claim.id))
+            .arg(&claim.token)
+            .arg(now_ms() + self.lease_ms());
+        let renewed: u8 = self
+            .store
+            .bounded(async move { call.invoke_async(&mut conn).await })
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.limits.lease.as_millis() as u64
     }
 
     /// Records how an attempt ended. `false` means the claim was lost (the job was
@@ -505,7 +600,9 @@ impl Consumer {
             .arg(&claim.token)
             .arg(now_ms());
         match outcome {
-            Outcome::Done => {}
+            Outcome::Done => {
+                call.arg(FINISHED_TTL.as_secs());
+            }
             Outcome::Retry { error, at_ms } => {
                 call.key(keys::DELAYED)
                     .key(keys::DEAD)
@@ -516,7 +613,9 @@ impl Consumer {
                 call.key(keys::DELAYED).key(keys::DEAD).arg(error).arg("");
             }
         }
-        call.arg(FINISHED_TTL.as_secs());
+        if !matches!(outcome, Outcome::Done) {
+            call.arg(keys::job("")).arg(self.limits.dead_max);
+        }
         let recorded: u8 = self
             .store
             .bounded(async move { call.invoke_async(&mut conn).await })
@@ -532,13 +631,14 @@ impl Consumer {
         // reconnect; let that be this PING rather than the next BLMOVE.
         let mut conn = self.blocking.clone();
         let _ = redis::cmd("PING").query_async::<()>(&mut conn).await;
-        self.return_own("requeued: its worker restarted or lost redis", true)
-            .await
+        let why = format!("worker {} lost: it restarted or lost redis", self.name);
+        self.return_own(&why, true).await
     }
 
     /// Leaves the consumers, returning anything still in the processing list first.
     pub async fn retire(&self) -> Result<u64, ApiError> {
-        self.return_own("requeued: its worker stopped", false).await
+        let why = format!("worker {} stopped before recording a result", self.name);
+        self.return_own(&why, false).await
     }
 
     async fn return_own(&self, why: &str, register: bool) -> Result<u64, ApiError> {
@@ -547,11 +647,15 @@ impl Consumer {
         call.key(&self.processing)
             .key(keys::JOBS)
             .key(keys::CONSUMERS)
+            .key(keys::DEAD)
+            .key(keys::JOB_STATS)
             .arg(now_ms())
             .arg(why)
             .arg(keys::job(""))
             .arg(&self.name)
-            .arg(if register { "1" } else { "0" });
+            .arg(if register { "1" } else { "0" })
+            .arg(self.limits.max_attempts)
+            .arg(self.limits.dead_max);
         self.store
             .bounded(async move { call.invoke_async(&mut conn).await })
             .await

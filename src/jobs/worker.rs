@@ -3,9 +3,14 @@
 //! and helps keep the queue healthy: every worker reclaims the jobs of dead or stuck
 //! workers and moves due retries back to the queue.
 //!
-//! A Redis outage is expected, not fatal: every failing step waits a bounded, growing
-//! delay ([`Backoff`]) instead of retrying hot, and the worker carries on once Redis
-//! answers. SIGTERM stops claiming, lets the current job finish, and exits 0.
+//! While it works on a job it renews the claim's lease every third of `JOB_VISIBILITY_SECS`
+//! ([`hold`]), so however long the job takes it stays this worker's; if a renewal finds the
+//! claim gone (the worker froze or lost Redis past the lease, and another took the job),
+//! it drops the job at once.
+//!
+//! A Redis outage is expected, not fatal: every failing step waits a bounded, growing,
+//! jittered delay ([`Backoff`]) instead of retrying hot, and the worker carries on once
+//! Redis answers. SIGTERM stops claiming, lets the current job finish, and exits 0.
 
 use std::io;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::queue::{self, Claim, Consumer, Outcome};
-use super::retry_delay;
+use super::{Limits, jitter, retry_delay};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::fleet::{Member, now_ms};
@@ -25,7 +30,7 @@ use crate::store::Store;
 
 /// How often each worker runs the reclaimer and requeues due retries.
 const UPKEEP: Duration = Duration::from_secs(1);
-/// First and longest wait between tries while Redis fails.
+/// First and longest wait between tries while Redis fails, before [`jitter`].
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -36,8 +41,14 @@ pub async fn run(settings: Settings) -> io::Result<()> {
     };
     let store =
         Store::connect_lazy(&settings.redis_url, Arc::new(Metrics::default())).map_err(invalid)?;
-    let consumer = Consumer::new(&settings.redis_url, &settings.instance_name, store.clone())
-        .map_err(invalid)?;
+    let limits = Limits::from_settings(&settings);
+    let consumer = Consumer::new(
+        &settings.redis_url,
+        &settings.instance_name,
+        limits,
+        store.clone(),
+    )
+    .map_err(invalid)?;
     let drain = Drain::default();
     let member = Arc::new(Member {
         name: settings.instance_name.clone(),
@@ -56,14 +67,14 @@ pub async fn run(settings: Settings) -> io::Result<()> {
         );
         let _ = stop_tx.send(true);
     });
-    let visibility = Duration::from_secs(settings.job_visibility_secs);
     let heartbeat = ntex::rt::spawn(member.clone().run(store.clone()));
-    let upkeep = ntex::rt::spawn(upkeep(store.clone(), visibility));
+    let upkeep = ntex::rt::spawn(upkeep(store.clone(), limits));
     tracing::info!(
         instance = %settings.instance_name,
         work_ms = settings.job_work_ms,
         max_attempts = settings.job_max_attempts,
         visibility_secs = settings.job_visibility_secs,
+        dead_max = settings.job_dead_max,
         "worker started"
     );
     let mut worker = Worker {
@@ -71,8 +82,6 @@ pub async fn run(settings: Settings) -> io::Result<()> {
         member: member.clone(),
         store: store.clone(),
         work: Duration::from_millis(settings.job_work_ms),
-        max_attempts: settings.job_max_attempts,
-        visibility,
         stop,
         backoff: Backoff::default(),
     };
@@ -96,8 +105,6 @@ struct Worker {
     store: Store,
     /// Simulated work per job (`JOB_WORK_MS`).
     work: Duration,
-    max_attempts: u32,
-    visibility: Duration,
     /// Turns true on SIGTERM/SIGINT.
     stop: watch::Receiver<bool>,
     backoff: Backoff,
@@ -165,19 +172,29 @@ impl Worker {
 
     async fn process(&mut self, claim: Claim) {
         let started = Instant::now();
-        let result = work(&claim.name, self.work).await;
+        let limits = *self.consumer.limits();
+        let mut lease_until = started + limits.lease;
+        let result = tokio::select! {
+            result = work(&claim.name, self.work) => Some(result),
+            () = hold(&self.consumer, &claim, &mut lease_until) => None,
+        };
         let ms = started.elapsed().as_millis() as u64;
+        let (job, id, by, attempt) = (&claim.name, &claim.id, self.consumer.name(), claim.attempt);
+        let Some(result) = result else {
+            tracing::warn!(job, id, by, attempt, ms, "{CLAIM_LOST}");
+            return;
+        };
         let delay = retry_delay(claim.attempt);
         let outcome = match result {
             Ok(()) => Outcome::Done,
-            Err(error) if claim.attempt >= self.max_attempts => Outcome::Dead { error },
+            Err(error) if claim.attempt >= limits.max_attempts => Outcome::Dead { error },
             Err(error) => Outcome::Retry {
                 error,
                 at_ms: now_ms() + delay.as_millis() as u64,
             },
         };
-        let recorded = self.record(&claim, &outcome, started).await;
-        let (job, id, by, attempt) = (&claim.name, &claim.id, self.consumer.name(), claim.attempt);
+        let recorded = self.record(&claim, &outcome, lease_until).await;
+        let (job, id, by) = (&claim.name, &claim.id, self.consumer.name());
         match (recorded, &outcome) {
             (Some(true), Outcome::Done) => {
                 tracing::info!(job, id, by, attempt, ms, "processed");
@@ -189,13 +206,7 @@ impl Worker {
             (Some(true), Outcome::Dead { error }) => {
                 tracing::warn!(job, id, by, attempt, ms, error, "dead");
             }
-            (Some(false), _) => tracing::warn!(
-                job,
-                id,
-                by,
-                attempt,
-                "claim lost: the job was reclaimed and runs again elsewhere"
-            ),
+            (Some(false), _) => tracing::warn!(job, id, by, attempt, "{CLAIM_LOST}"),
             (None, _) => tracing::warn!(
                 job,
                 id,
@@ -209,10 +220,15 @@ impl Worker {
         }
     }
 
-    /// Reports an outcome, retrying through a Redis outage until the claim's visibility
-    /// timeout: after that the job is reclaimable anyway. `None` if it never got through.
-    async fn record(&mut self, claim: &Claim, outcome: &Outcome, started: Instant) -> Option<bool> {
-        let deadline = started + self.visibility;
+    /// Reports an outcome, retrying through a Redis outage until the claim's lease runs
+    /// out (`deadline`): after that the job is reclaimable anyway. `None` if it never got
+    /// through.
+    async fn record(
+        &mut self,
+        claim: &Claim,
+        outcome: &Outcome,
+        deadline: Instant,
+    ) -> Option<bool> {
         loop {
             match self.consumer.finish(claim, outcome).await {
                 Ok(recorded) => {
@@ -240,6 +256,26 @@ impl Worker {
     }
 }
 
+/// Logged when a worker learns that its job was reclaimed.
+const CLAIM_LOST: &str = "claim lost: the job was reclaimed and runs again elsewhere";
+
+/// Renews the claim's lease every third of the lease while the job runs, and moves
+/// `lease_until` with each renewal. Returns only when the claim is lost; a renewal that
+/// fails (Redis unreachable) is tried again at the next tick, so one missed renewal does
+/// not cost the claim.
+async fn hold(consumer: &Consumer, claim: &Claim, lease_until: &mut Instant) {
+    let lease = consumer.limits().lease;
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let asked = Instant::now();
+        match consumer.renew(claim).await {
+            Ok(true) => *lease_until = asked + lease,
+            Ok(false) => return,
+            Err(_) => tracing::debug!(id = %claim.id, "lease not renewed: redis unavailable"),
+        }
+    }
+}
+
 /// The simulated job: takes `duration`; a job whose name starts with `fail` then fails,
 /// to show retries and the dead-letter list.
 async fn work(name: &str, duration: Duration) -> Result<(), String> {
@@ -254,11 +290,17 @@ async fn work(name: &str, duration: Duration) -> Result<(), String> {
 /// Every [`UPKEEP`]: reclaims the jobs of dead or stuck workers and requeues due retries.
 /// Every worker runs this; the scripts are atomic, so running them at once is harmless. A
 /// failure waits for the next pass (the main loop reports outages).
-async fn upkeep(store: Store, visibility: Duration) {
+async fn upkeep(store: Store, limits: Limits) {
     loop {
         tokio::time::sleep(UPKEEP).await;
-        if let Ok(jobs @ 1..) = queue::reclaim(&store, visibility).await {
-            tracing::info!(jobs, "reclaimed jobs of dead or stuck workers");
+        if let Ok((requeued, dead)) = queue::reclaim(&store, &limits).await
+            && requeued + dead > 0
+        {
+            tracing::info!(
+                jobs = requeued + dead,
+                dead,
+                "reclaimed jobs of dead or stuck workers"
+            );
         }
         if let Ok(jobs @ 1..) = queue::promote_due(&store).await {
             tracing::debug!(jobs, "retries due: back in the queue");
@@ -268,9 +310,11 @@ async fn upkeep(store: Store, visibility: Duration) {
 
 /// The wait before the next try while Redis fails: [`BACKOFF_MIN`], doubling up to
 /// [`BACKOFF_MAX`], so an outage costs next to no CPU and recovery is noticed within
-/// seconds. Logs the start and the end of an outage once each, not every try.
+/// seconds; each wait is [`jitter`]ed, so workers that lost Redis together do not come
+/// back in lockstep. Logs the start and the end of an outage once each, not every try.
 #[derive(Default)]
 struct Backoff {
+    /// The current step, before jitter.
     current: Option<Duration>,
 }
 
@@ -284,7 +328,7 @@ impl Backoff {
             Some(delay) => (delay * 2).min(BACKOFF_MAX),
         };
         self.current = Some(next);
-        next
+        jitter(next)
     }
 
     fn succeeded(&mut self) {
@@ -299,12 +343,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_to_a_bound_and_resets() {
-        let mut backoff = Backoff::default();
-        let delays: Vec<u128> = (0..7).map(|_| backoff.failed().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1600, 2000, 2000]);
-        backoff.succeeded();
-        assert_eq!(backoff.failed(), BACKOFF_MIN);
+    fn backoff_doubles_to_a_bound_with_jitter_and_resets() {
+        let steps = [100, 200, 400, 800, 1600, 2000, 2000];
+        for _ in 0..100 {
+            let mut backoff = Backoff::default();
+            for step in steps {
+                let delay = backoff.failed().as_millis();
+                assert!(
+                    (step / 2..=step).contains(&delay),
+                    "{delay} ms at step {step}"
+                );
+            }
+            backoff.succeeded();
+            assert!(backoff.failed() <= BACKOFF_MIN);
+        }
+        // Jittered: workers that lost Redis together do not all retry at the same moment.
+        let firsts: std::collections::HashSet<Duration> =
+            (0..100).map(|_| Backoff::default().failed()).collect();
+        assert!(firsts.len() > 1, "always {firsts:?}");
     }
 
     #[tokio::test]
