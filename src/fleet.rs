@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::keys;
-use crate::store::Store;
+use crate::store::{Background, RedisFailure, Store};
 
 /// How often each process renews its entry.
 pub const BEAT: Duration = Duration::from_secs(1);
@@ -63,7 +63,7 @@ return out
 
 impl Member {
     /// Writes this process's entry once.
-    pub async fn beat(&self, store: &Store) -> Result<(), ApiError> {
+    pub async fn beat(&self, store: &Store) -> Result<(), RedisFailure> {
         let now = now_ms();
         let key = keys::instance(&self.name);
         let mut pipe = redis::pipe();
@@ -88,7 +88,9 @@ impl Member {
         .ignore();
         let mut conn = store.conn();
         store
-            .bounded(async move { pipe.query_async::<()>(&mut conn).await })
+            .background(Background::Heartbeat, async move {
+                pipe.query_async::<()>(&mut conn).await
+            })
             .await
     }
 
@@ -101,7 +103,10 @@ impl Member {
             .ignore();
         let mut conn = store.conn();
         let _ = store
-            .bounded(async move { pipe.query_async::<()>(&mut conn).await })
+            .bounded(
+                "leave",
+                async move { pipe.query_async::<()>(&mut conn).await },
+            )
             .await;
     }
 
@@ -115,8 +120,12 @@ impl Member {
                     tracing::info!("heartbeat restored");
                     healthy = true;
                 }
-                Err(_) if healthy => {
-                    tracing::warn!("heartbeat failed: redis unavailable");
+                Err(RedisFailure::Other(error)) if healthy => {
+                    tracing::error!(command = "heartbeat", error, "heartbeat failed");
+                    healthy = false;
+                }
+                Err(failure) if healthy => {
+                    tracing::warn!(error = %failure, "heartbeat failed");
                     healthy = false;
                 }
                 _ => {}
@@ -133,7 +142,9 @@ pub async fn list(store: &Store) -> Result<Vec<Instance>, ApiError> {
     let mut call = LIST.prepare_invoke();
     call.key(keys::INSTANCES).arg(cutoff);
     let rows: Vec<Vec<(String, String)>> = store
-        .bounded(async move { call.invoke_async(&mut conn).await })
+        .bounded("instances script", async move {
+            call.invoke_async(&mut conn).await
+        })
         .await?;
     let mut fleet: Vec<Instance> = rows.into_iter().map(Instance::from_fields).collect();
     fleet.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
