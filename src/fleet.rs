@@ -25,6 +25,11 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The newest heartbeat time (unix ms) at which an entry counts as gone at `now`.
+fn stale_before(now: u64) -> u64 {
+    now.saturating_sub(TTL_MS)
+}
+
 /// What one process says about itself.
 pub struct Member {
     pub name: String,
@@ -62,7 +67,9 @@ return out
 });
 
 impl Member {
-    /// Writes this process's entry once.
+    /// Writes this process's entry once, and drops the entries of processes that stopped
+    /// renewing theirs: trimming here keeps the `instances` set bounded by the live fleet
+    /// even if nobody ever reads `/instances`.
     pub async fn beat(&self, store: &Store) -> Result<(), RedisFailure> {
         let now = now_ms();
         let key = keys::instance(&self.name);
@@ -85,6 +92,8 @@ impl Member {
         .pexpire(&key, TTL_MS as i64)
         .ignore()
         .zadd(keys::INSTANCES, &self.name, now)
+        .ignore()
+        .zrembyscore(keys::INSTANCES, "-inf", stale_before(now))
         .ignore();
         let mut conn = store.conn();
         store
@@ -137,7 +146,7 @@ impl Member {
 
 /// Every live instance, apps first, then by name.
 pub async fn list(store: &Store) -> Result<Vec<Instance>, ApiError> {
-    let cutoff = now_ms().saturating_sub(TTL_MS);
+    let cutoff = stale_before(now_ms());
     let mut conn = store.conn();
     let mut call = LIST.prepare_invoke();
     call.key(keys::INSTANCES).arg(cutoff);

@@ -677,6 +677,25 @@ async fn the_worker_logs_a_wrong_type_queue_at_error() {
 }
 
 #[tokio::test]
+async fn the_heartbeat_trims_stale_instances_without_anyone_listing_them() {
+    let redis = Redis::start();
+    assert_eq!(
+        redis.cmd(&["ZADD", "instances", "1", "ghost"]).as_deref(),
+        Some(":1")
+    );
+    let _app = app(&redis, &[]);
+    // Nobody calls /instances: only the app's own heartbeat can remove the ghost.
+    wait_for("the stale member to go", Duration::from_secs(5), || {
+        (redis.cmd(&["ZSCORE", "instances", "ghost"]).as_deref() == Some("$-1")).then_some(())
+    });
+    assert_eq!(
+        redis.int(&["ZCARD", "instances"]),
+        1,
+        "the app itself stays"
+    );
+}
+
+#[tokio::test]
 async fn keep_warm_pings_during_an_outage_are_not_request_errors() {
     let mut redis = Redis::start();
     let app = app(&redis, &[]);
