@@ -653,6 +653,48 @@ async fn a_full_redis_answers_503_saying_it_is_out_of_memory() {
 }
 
 #[tokio::test]
+async fn a_busy_redis_is_unavailable_not_an_internal_error() {
+    use std::io::Write;
+    let redis = Redis::start();
+    let app = app(&redis, &[("RUST_LOG", "info,scaleout=debug")]);
+    assert_eq!(
+        redis
+            .cmd(&["CONFIG", "SET", "lua-time-limit", "50"])
+            .as_deref(),
+        Some("+OK")
+    );
+    // A script that never ends: after 50 ms Redis answers everyone else BUSY.
+    let mut blocker = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    let script = "while true do end";
+    write!(
+        blocker,
+        "*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n",
+        script.len()
+    )
+    .unwrap();
+    wait_for("Redis to answer BUSY", Duration::from_secs(5), || {
+        redis.cmd(&["GET", "x"]).filter(|r| r.starts_with("-BUSY"))
+    });
+
+    let res = get(app.addr(), "/get?key=a").await;
+    assert_eq!(res.status, 503);
+    assert_eq!(res.header("retry-after"), Some("1"));
+    assert_eq!(res.json()["error"], "redis unavailable");
+    let line = wait_for("the debug line", Duration::from_secs(5), || {
+        log_line(&app, "DEBUG", "redis unavailable")
+    });
+    assert!(line["error"].as_str().unwrap().contains("BUSY"), "{line}");
+    assert!(log_line(&app, "ERROR", "redis command failed").is_none());
+
+    assert_eq!(redis.cmd(&["SCRIPT", "KILL"]).as_deref(), Some("+OK"));
+    let back = Instant::now();
+    while get(app.addr(), "/get?key=a").await.status != 404 {
+        assert!(back.elapsed() < Duration::from_secs(2), "not served again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn the_worker_logs_a_wrong_type_queue_at_error() {
     let redis = Redis::start();
     assert_eq!(
