@@ -5,6 +5,10 @@
 //! multiplexed connection never does). Its retries and timeouts are tuned so that a request
 //! fails in well under a second while Redis is down instead of hanging, and every call is
 //! also wrapped in [`CALL_TIMEOUT`] as a last bound.
+//!
+//! A failed call is a [`RedisFailure`] of one kind: unavailable (retry soon), out of
+//! memory (an operator must act) or other (a bug; retrying will not help). Each kind is
+//! logged and answered differently, so a WRONGTYPE never passes for an outage.
 
 use std::time::Duration;
 
