@@ -6,6 +6,8 @@ use std::fmt;
 use ntex::http::StatusCode;
 use ntex::web::{DefaultError, HttpRequest, HttpResponse, WebResponseError};
 
+use crate::store::RedisFailure;
+
 #[derive(Debug)]
 pub enum ApiError {
     /// The request is malformed: a missing or invalid parameter.
@@ -16,8 +18,15 @@ pub enum ApiError {
     MethodNotAllowed,
     /// A body or value over its limit.
     TooLarge(String),
-    /// Redis did not answer in time, or refused: fast 503 so the caller can retry elsewhere.
+    /// Redis is unreachable, slow, or says it cannot serve now: a fast 503 with
+    /// `Retry-After`, so the caller retries (Traefik may send it elsewhere).
     RedisUnavailable,
+    /// Redis is full and refused a write: 503 with `Retry-After`, and a message that says
+    /// so, because an operator has to act (raise `maxmemory`, free keys).
+    RedisOutOfMemory,
+    /// A failure retrying cannot fix (a WRONGTYPE, a script error): 500. The details are
+    /// in the error-level log line, not in the response.
+    Internal,
 }
 
 impl ApiError {
@@ -32,16 +41,23 @@ impl fmt::Display for ApiError {
             Self::BadRequest(m) | Self::NotFound(m) | Self::TooLarge(m) => f.write_str(m),
             Self::MethodNotAllowed => f.write_str("method not allowed"),
             Self::RedisUnavailable => f.write_str("redis unavailable"),
+            Self::RedisOutOfMemory => {
+                f.write_str("redis is out of memory: writes are refused until memory is freed")
+            }
+            Self::Internal => f.write_str("internal error: a redis command failed (see the log)"),
         }
     }
 }
 
-impl From<redis::RedisError> for ApiError {
-    fn from(err: redis::RedisError) -> Self {
-        // Debug, not warn: during an outage every request fails this way. The outage
-        // itself is logged once by the heartbeat, and counted in /metrics.
-        tracing::debug!(error = %err, "redis call failed");
-        Self::RedisUnavailable
+/// The one place a Redis failure becomes an HTTP answer. Logging and counting happen
+/// before, in [`crate::store::Store::failed`].
+impl From<RedisFailure> for ApiError {
+    fn from(failure: RedisFailure) -> Self {
+        match failure {
+            RedisFailure::Unavailable(_) => Self::RedisUnavailable,
+            RedisFailure::OutOfMemory(_) => Self::RedisOutOfMemory,
+            RedisFailure::Other(_) => Self::Internal,
+        }
     }
 }
 
@@ -52,13 +68,14 @@ impl WebResponseError<DefaultError> for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RedisUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RedisUnavailable | Self::RedisOutOfMemory => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self, _: &HttpRequest) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, Self::RedisUnavailable) {
+        if matches!(self, Self::RedisUnavailable | Self::RedisOutOfMemory) {
             res.header("retry-after", "1");
         }
         res.json(&serde_json::json!({ "error": self.to_string() }))

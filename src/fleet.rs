@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::keys;
-use crate::store::Store;
+use crate::store::{Background, RedisFailure, Store};
 
 /// How often each process renews its entry.
 pub const BEAT: Duration = Duration::from_secs(1);
@@ -23,6 +23,11 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The newest heartbeat time (unix ms) at which an entry counts as gone at `now`.
+fn stale_before(now: u64) -> u64 {
+    now.saturating_sub(TTL_MS)
 }
 
 /// What one process says about itself.
@@ -62,8 +67,10 @@ return out
 });
 
 impl Member {
-    /// Writes this process's entry once.
-    pub async fn beat(&self, store: &Store) -> Result<(), ApiError> {
+    /// Writes this process's entry once, and drops the entries of processes that stopped
+    /// renewing theirs: trimming here keeps the `instances` set bounded by the live fleet
+    /// even if nobody ever reads `/instances`.
+    pub async fn beat(&self, store: &Store) -> Result<(), RedisFailure> {
         let now = now_ms();
         let key = keys::instance(&self.name);
         let mut pipe = redis::pipe();
@@ -85,10 +92,14 @@ impl Member {
         .pexpire(&key, TTL_MS as i64)
         .ignore()
         .zadd(keys::INSTANCES, &self.name, now)
+        .ignore()
+        .zrembyscore(keys::INSTANCES, "-inf", stale_before(now))
         .ignore();
         let mut conn = store.conn();
         store
-            .bounded(async move { pipe.query_async::<()>(&mut conn).await })
+            .background(Background::Heartbeat, async move {
+                pipe.query_async::<()>(&mut conn).await
+            })
             .await
     }
 
@@ -101,7 +112,10 @@ impl Member {
             .ignore();
         let mut conn = store.conn();
         let _ = store
-            .bounded(async move { pipe.query_async::<()>(&mut conn).await })
+            .bounded(
+                "leave",
+                async move { pipe.query_async::<()>(&mut conn).await },
+            )
             .await;
     }
 
@@ -115,8 +129,12 @@ impl Member {
                     tracing::info!("heartbeat restored");
                     healthy = true;
                 }
-                Err(_) if healthy => {
-                    tracing::warn!("heartbeat failed: redis unavailable");
+                Err(RedisFailure::Other(error)) if healthy => {
+                    tracing::error!(command = "heartbeat", error, "heartbeat failed");
+                    healthy = false;
+                }
+                Err(failure) if healthy => {
+                    tracing::warn!(error = %failure, "heartbeat failed");
                     healthy = false;
                 }
                 _ => {}
@@ -128,12 +146,14 @@ impl Member {
 
 /// Every live instance, apps first, then by name.
 pub async fn list(store: &Store) -> Result<Vec<Instance>, ApiError> {
-    let cutoff = now_ms().saturating_sub(TTL_MS);
+    let cutoff = stale_before(now_ms());
     let mut conn = store.conn();
     let mut call = LIST.prepare_invoke();
     call.key(keys::INSTANCES).arg(cutoff);
     let rows: Vec<Vec<(String, String)>> = store
-        .bounded(async move { call.invoke_async(&mut conn).await })
+        .bounded("instances script", async move {
+            call.invoke_async(&mut conn).await
+        })
         .await?;
     let mut fleet: Vec<Instance> = rows.into_iter().map(Instance::from_fields).collect();
     fleet.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));

@@ -14,6 +14,8 @@ use ntex::service::{Middleware, Service, ServiceCtx, cfg::SharedCfg};
 use ntex::web::{WebRequest, WebResponse};
 use std::sync::Arc;
 
+use crate::store::{Background, FailureKind};
+
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -28,8 +30,11 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
     /// Requests served, all routes: what `/instances` reports as `handled`.
     pub handled: Arc<AtomicU64>,
-    /// Redis calls that failed or timed out.
-    pub redis_errors: AtomicU64,
+    /// Failed Redis calls made for requests, by [`FailureKind`].
+    redis_errors: [AtomicU64; FailureKind::ALL.len()],
+    /// Failed calls of the background loops, by [`Background`] task: apart from the
+    /// above, so an idle replica during an outage shows no request failures.
+    background_failures: [AtomicU64; Background::ALL.len()],
 }
 
 impl Metrics {
@@ -49,6 +54,14 @@ impl Metrics {
         self.latency_sum_us
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
         self.handled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn redis_failed(&self, kind: FailureKind) {
+        self.redis_errors[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn background_failed(&self, task: Background) {
+        self.background_failures[task as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition format, version 0.0.4.
@@ -80,13 +93,31 @@ impl Metrics {
              scaleout_http_request_duration_seconds_sum {sum}\n\
              scaleout_http_request_duration_seconds_count {count}"
         );
-        gauge(
-            out,
-            "scaleout_redis_errors_total",
-            "counter",
-            "Redis calls that failed or timed out.",
-            self.redis_errors.load(Ordering::Relaxed),
+        out.push_str(
+            "# HELP scaleout_redis_errors_total Redis calls made for requests that failed, by kind.\n\
+             # TYPE scaleout_redis_errors_total counter\n",
         );
+        for kind in FailureKind::ALL {
+            let n = self.redis_errors[kind as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "scaleout_redis_errors_total{{kind=\"{}\"}} {n}",
+                kind.label()
+            );
+        }
+        out.push_str(
+            "# HELP scaleout_redis_background_failures_total Failed Redis calls of the keep-warm \
+             pings and heartbeats.\n\
+             # TYPE scaleout_redis_background_failures_total counter\n",
+        );
+        for task in Background::ALL {
+            let n = self.background_failures[task as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "scaleout_redis_background_failures_total{{task=\"{}\"}} {n}",
+                task.label()
+            );
+        }
     }
 }
 
@@ -109,6 +140,7 @@ fn route_label(path: &str) -> &'static str {
         "/get" => "/get",
         "/instances" => "/instances",
         "/metrics" => "/metrics",
+        "/metrics/fleet" => "/metrics/fleet",
         "/enqueue" => "/enqueue",
         "/jobs" => "/jobs",
         p if p.starts_with("/kv/") => "/kv/{key}",

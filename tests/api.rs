@@ -149,7 +149,7 @@ async fn health_readiness_fleet_and_metrics() {
         "{text}"
     );
     assert!(text.contains("scaleout_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
-    assert!(text.contains("scaleout_redis_errors_total 0"));
+    assert!(text.contains("scaleout_redis_errors_total{kind=\"other\"} 0"));
 }
 
 /// Each case: what is wrong, the raw request, the expected status.
@@ -547,4 +547,297 @@ async fn healthcheck_command_follows_the_app() {
         "nothing listening"
     );
     assert!(app.wait_exit(Duration::from_secs(10)).success());
+}
+
+/// The first JSON log line of `process` with this level and message, if any.
+fn log_line(process: &Scaleout, level: &str, message: &str) -> Option<serde_json::Value> {
+    process.logs().iter().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        (v["level"] == level && v["message"] == message).then_some(v)
+    })
+}
+
+/// The value of one series in Prometheus text, e.g. `scaleout_x{kind="other"}`.
+fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+async fn metrics_text(app: &Scaleout, path: &str) -> String {
+    let res = get(app.addr(), path).await;
+    assert_eq!(res.status, 200, "{path}");
+    String::from_utf8(res.body).unwrap()
+}
+
+#[tokio::test]
+async fn a_wrong_type_key_is_a_500_logged_at_error_not_an_outage() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    assert_eq!(
+        redis.cmd(&["LPUSH", "kv:listy", "x"]).as_deref(),
+        Some(":1")
+    );
+
+    let res = get(app.addr(), "/get?key=listy").await;
+    assert_eq!(res.status, 500);
+    assert!(
+        res.header("retry-after").is_none(),
+        "retrying will not help"
+    );
+    let error = res.json()["error"].as_str().unwrap().to_string();
+    assert!(error.starts_with("internal error"), "{error}");
+    let line = wait_for("the error log line", Duration::from_secs(5), || {
+        log_line(&app, "ERROR", "redis command failed")
+    });
+    assert_eq!(line["command"], "GET", "{line}");
+    assert!(
+        line["error"].as_str().unwrap().contains("WRONGTYPE"),
+        "{line}"
+    );
+
+    let text = metrics_text(&app, "/metrics").await;
+    assert_eq!(
+        series(&text, "scaleout_redis_errors_total{kind=\"other\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        series(&text, "scaleout_redis_errors_total{kind=\"unavailable\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        get(app.addr(), "/get?key=fine").await.status,
+        404,
+        "still serving"
+    );
+}
+
+#[tokio::test]
+async fn a_full_redis_answers_503_saying_it_is_out_of_memory() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    assert_eq!(get(app.addr(), "/set?key=a&value=1").await.status, 200);
+    assert_eq!(
+        redis.cmd(&["CONFIG", "SET", "maxmemory", "1"]).as_deref(),
+        Some("+OK")
+    );
+
+    for (method, path, body) in [
+        ("GET", "/set?key=b&value=2", None),
+        ("PUT", "/kv/b", Some(&b"2"[..])),
+        ("GET", "/", None),
+        ("GET", "/enqueue?job=x", None),
+    ] {
+        let res = send(app.addr(), method, path, None, body).await.unwrap();
+        assert_eq!(res.status, 503, "{method} {path}");
+        assert_eq!(res.header("retry-after"), Some("1"), "{method} {path}");
+        let error = res.json()["error"].as_str().unwrap().to_string();
+        assert!(error.contains("out of memory"), "{method} {path}: {error}");
+    }
+    assert_eq!(
+        get(app.addr(), "/get?key=a").await.status,
+        200,
+        "reads still work"
+    );
+    let text = metrics_text(&app, "/metrics").await;
+    assert_eq!(
+        series(&text, "scaleout_redis_errors_total{kind=\"out_of_memory\"}"),
+        Some(4.0)
+    );
+    assert!(log_line(&app, "WARN", "redis out of memory: write refused").is_some());
+
+    assert_eq!(
+        redis.cmd(&["CONFIG", "SET", "maxmemory", "0"]).as_deref(),
+        Some("+OK")
+    );
+    assert_eq!(get(app.addr(), "/set?key=b&value=2").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_busy_redis_is_unavailable_not_an_internal_error() {
+    use std::io::Write;
+    let redis = Redis::start();
+    let app = app(&redis, &[("RUST_LOG", "info,scaleout=debug")]);
+    assert_eq!(
+        redis
+            .cmd(&["CONFIG", "SET", "lua-time-limit", "50"])
+            .as_deref(),
+        Some("+OK")
+    );
+    // A script that never ends: after 50 ms Redis answers everyone else BUSY.
+    let mut blocker = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    let script = "while true do end";
+    write!(
+        blocker,
+        "*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n",
+        script.len()
+    )
+    .unwrap();
+    wait_for("Redis to answer BUSY", Duration::from_secs(5), || {
+        redis.cmd(&["GET", "x"]).filter(|r| r.starts_with("-BUSY"))
+    });
+
+    let res = get(app.addr(), "/get?key=a").await;
+    assert_eq!(res.status, 503);
+    assert_eq!(res.header("retry-after"), Some("1"));
+    assert_eq!(res.json()["error"], "redis unavailable");
+    let line = wait_for("the debug line", Duration::from_secs(5), || {
+        log_line(&app, "DEBUG", "redis unavailable")
+    });
+    assert!(line["error"].as_str().unwrap().contains("BUSY"), "{line}");
+    assert!(log_line(&app, "ERROR", "redis command failed").is_none());
+
+    assert_eq!(redis.cmd(&["SCRIPT", "KILL"]).as_deref(), Some("+OK"));
+    let back = Instant::now();
+    while get(app.addr(), "/get?key=a").await.status != 404 {
+        assert!(back.elapsed() < Duration::from_secs(2), "not served again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_worker_logs_a_wrong_type_queue_at_error() {
+    let redis = Redis::start();
+    assert_eq!(
+        redis.cmd(&["SET", "jobs", "not a list"]).as_deref(),
+        Some("+OK")
+    );
+    let url = redis.url();
+    let worker = Scaleout::spawn(
+        "worker",
+        &[("REDIS_URL", url.as_str()), ("INSTANCE_NAME", "worker-1")],
+    );
+    let line = wait_for(
+        "the worker's error log line",
+        Duration::from_secs(10),
+        || log_line(&worker, "ERROR", "redis command failed"),
+    );
+    assert_eq!(line["command"], "BLMOVE", "{line}");
+    assert!(
+        line["error"].as_str().unwrap().contains("WRONGTYPE"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn the_heartbeat_trims_stale_instances_without_anyone_listing_them() {
+    let redis = Redis::start();
+    assert_eq!(
+        redis.cmd(&["ZADD", "instances", "1", "ghost"]).as_deref(),
+        Some(":1")
+    );
+    let _app = app(&redis, &[]);
+    // Nobody calls /instances: only the app's own heartbeat can remove the ghost.
+    wait_for("the stale member to go", Duration::from_secs(5), || {
+        (redis.cmd(&["ZSCORE", "instances", "ghost"]).as_deref() == Some("$-1")).then_some(())
+    });
+    assert_eq!(
+        redis.int(&["ZCARD", "instances"]),
+        1,
+        "the app itself stays"
+    );
+}
+
+#[tokio::test]
+async fn keep_warm_pings_during_an_outage_are_not_request_errors() {
+    let mut redis = Redis::start();
+    let app = app(&redis, &[]);
+    redis.stop();
+    let text = wait_for_metrics(&app, |text| {
+        series(
+            text,
+            "scaleout_redis_background_failures_total{task=\"keep_warm\"}",
+        )
+        .is_some_and(|n| n >= 4.0)
+    })
+    .await;
+    for kind in ["unavailable", "out_of_memory", "other"] {
+        let name = format!("scaleout_redis_errors_total{{kind=\"{kind}\"}}");
+        assert_eq!(series(&text, &name), Some(0.0), "{text}");
+    }
+    assert_eq!(get(app.addr(), "/get?key=a").await.status, 503);
+    let text = metrics_text(&app, "/metrics").await;
+    assert_eq!(
+        series(&text, "scaleout_redis_errors_total{kind=\"unavailable\"}"),
+        Some(1.0),
+        "one request, one error"
+    );
+}
+
+/// Polls `/metrics` (20 ms apart, 10 s at most) until `done` holds; returns that text.
+async fn wait_for_metrics(app: &Scaleout, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics_text(app, "/metrics").await;
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never got there:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `promtool check metrics` on `text`; `false` (with a message) if promtool is absent.
+fn promtool_accepts(what: &str, text: &str) -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("SKIPPED: promtool not found (apt-get install prometheus; .ci/deps does)");
+        return false;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool rejects {what}: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
+#[tokio::test]
+async fn metrics_split_per_process_and_fleet_wide_and_pass_promtool() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    get(app.addr(), "/").await;
+    get(app.addr(), "/enqueue?job=a").await;
+    get(app.addr(), "/nowhere").await;
+
+    let local = metrics_text(&app, "/metrics").await;
+    let fleet = metrics_text(&app, "/metrics/fleet").await;
+    // Per-process series only in /metrics, so a sum() over replicas is the fleet's total;
+    // the fleet-wide ones, the same on every replica, only under their own prefix and path.
+    assert!(!local.contains("jobs"), "{local}");
+    for line in fleet.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.starts_with("scaleout_fleet_"), "{line}");
+    }
+    assert_eq!(
+        series(&fleet, "scaleout_fleet_jobs_queue_length"),
+        Some(1.0)
+    );
+    for text in [&local, &fleet] {
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let name = line.split_whitespace().nth(2).unwrap();
+            if name.ends_with("_total") {
+                assert!(line.ends_with(" counter"), "{line}");
+            }
+        }
+    }
+    if promtool_accepts("/metrics", &local) {
+        promtool_accepts("/metrics/fleet", &fleet);
+    }
 }

@@ -166,12 +166,12 @@ async fn an_enqueued_job_is_processed_and_shown_everywhere() {
     .await;
     assert_eq!(fleet["role"], "worker");
 
-    let metrics = String::from_utf8(get(app.addr(), "/metrics").await.body).unwrap();
+    let metrics = String::from_utf8(get(app.addr(), "/metrics/fleet").await.body).unwrap();
     for line in [
-        "scaleout_jobs_processed_total 1",
-        "scaleout_jobs_failed_total 0",
-        "scaleout_jobs_dead_total 0",
-        "scaleout_jobs_queue_length 0",
+        "scaleout_fleet_jobs_processed_total 1",
+        "scaleout_fleet_jobs_failed_total 0",
+        "scaleout_fleet_jobs_dead_total 0",
+        "scaleout_fleet_jobs_queue_length 0",
     ] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
     }
@@ -744,7 +744,8 @@ async fn job_routes_reject_bad_input_and_enqueue_idempotently() {
     assert_eq!(metrics.status, 200);
     let text = String::from_utf8(metrics.body).unwrap();
     assert!(text.contains("scaleout_http_requests_total"));
-    assert!(!text.contains("scaleout_jobs_queue_length"));
+    assert!(!text.contains("scaleout_fleet_jobs"));
+    assert_eq!(get(app.addr(), "/metrics/fleet").await.status, 503);
 }
 
 #[tokio::test]

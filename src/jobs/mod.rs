@@ -156,7 +156,7 @@ pub struct Lengths {
     pub dead_length: u64,
 }
 
-/// Fleet-wide job counters for `/metrics`.
+/// Fleet-wide job counters for `/metrics/fleet`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
     pub processed: u64,
@@ -172,43 +172,43 @@ impl Stats {
         let l = &self.lengths;
         for (name, kind, help, value) in [
             (
-                "scaleout_jobs_processed_total",
+                "scaleout_fleet_jobs_processed_total",
                 "counter",
                 "Jobs completed, fleet-wide.",
                 self.processed,
             ),
             (
-                "scaleout_jobs_failed_total",
+                "scaleout_fleet_jobs_failed_total",
                 "counter",
                 "Job attempts that failed, fleet-wide.",
                 self.failed,
             ),
             (
-                "scaleout_jobs_dead_total",
+                "scaleout_fleet_jobs_dead_total",
                 "counter",
                 "Jobs moved to the dead-letter list, fleet-wide.",
                 self.dead,
             ),
             (
-                "scaleout_jobs_queue_length",
+                "scaleout_fleet_jobs_queue_length",
                 "gauge",
                 "Jobs waiting in the queue.",
                 l.queue_length,
             ),
             (
-                "scaleout_jobs_processing_length",
+                "scaleout_fleet_jobs_processing_length",
                 "gauge",
                 "Jobs claimed by a worker and not yet finished.",
                 l.processing_length,
             ),
             (
-                "scaleout_jobs_delayed_length",
+                "scaleout_fleet_jobs_delayed_length",
                 "gauge",
                 "Failed jobs waiting for their retry.",
                 l.delayed_length,
             ),
             (
-                "scaleout_jobs_dead_length",
+                "scaleout_fleet_jobs_dead_length",
                 "gauge",
                 "Jobs in the dead-letter list.",
                 l.dead_length,

@@ -316,7 +316,7 @@ return {{jobs, lengths()}}
     ))
 });
 
-/// The fleet-wide counters and the lengths, for `/metrics`.
+/// The fleet-wide counters and the lengths, for `/metrics/fleet`.
 static STATS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{LENGTHS_FN}
@@ -346,7 +346,9 @@ pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, Ap
         .arg(now_ms())
         .arg(RECENT);
     let (created, queue_length, fields): (u8, u64, Fields) = store
-        .bounded(async move { call.invoke_async(&mut conn).await })
+        .bounded("enqueue script", async move {
+            call.invoke_async(&mut conn).await
+        })
         .await?;
     Ok(if created == 1 {
         Enqueued::New { queue_length }
@@ -363,7 +365,7 @@ pub async fn job(store: &Store, id: &str) -> Result<Option<Job>, ApiError> {
     let mut conn = store.conn();
     let key = keys::job(id);
     let fields: Fields = store
-        .bounded(async move { conn.hgetall(key).await })
+        .bounded("HGETALL", async move { conn.hgetall(key).await })
         .await?;
     Ok((!fields.is_empty()).then(|| Job::from_fields(fields)))
 }
@@ -376,7 +378,9 @@ pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), ApiError> {
     with_lengths_keys(&mut call);
     call.key(keys::RECENT).arg(keys::job("")).arg(RECENT);
     let (jobs, lengths): (Vec<Fields>, LengthsReply) = store
-        .bounded(async move { call.invoke_async(&mut conn).await })
+        .bounded("overview script", async move {
+            call.invoke_async(&mut conn).await
+        })
         .await?;
     let jobs = jobs.into_iter().map(Job::from_fields).collect();
     Ok((jobs, lengths_from(lengths)))
@@ -389,7 +393,10 @@ pub async fn stats(store: &Store) -> Result<Stats, ApiError> {
     with_lengths_keys(&mut call);
     call.key(keys::JOB_STATS);
     let (counters, lengths): (Vec<Option<u64>>, LengthsReply) = store
-        .bounded(async move { call.invoke_async(&mut conn).await })
+        .bounded(
+            "stats script",
+            async move { call.invoke_async(&mut conn).await },
+        )
         .await?;
     let counter = |i: usize| counters.get(i).copied().flatten().unwrap_or(0);
     Ok(Stats {
@@ -435,7 +442,9 @@ pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), ApiEr
         .arg(limits.max_attempts)
         .arg(limits.dead_max);
     store
-        .bounded(async move { call.invoke_async(&mut conn).await })
+        .bounded("reclaim script", async move {
+            call.invoke_async(&mut conn).await
+        })
         .await
 }
 
@@ -449,7 +458,9 @@ pub async fn promote_due(store: &Store) -> Result<u64, ApiError> {
         .arg(keys::job(""))
         .arg(PROMOTE_BATCH);
     store
-        .bounded(async move { call.invoke_async(&mut conn).await })
+        .bounded("promote script", async move {
+            call.invoke_async(&mut conn).await
+        })
         .await
 }
 
@@ -529,7 +540,8 @@ impl Consumer {
             .arg("RIGHT")
             .arg(BLOCK.as_secs_f64())
             .query_async(&mut conn)
-            .await?;
+            .await
+            .map_err(|e| self.store.failed("BLMOVE", e.into()))?;
         Ok(item)
     }
 
@@ -556,7 +568,10 @@ impl Consumer {
             .arg(now + self.lease_ms());
         let claimed: Option<(String, Vec<u8>, u32)> = self
             .store
-            .bounded(async move { call.invoke_async(&mut conn).await })
+            .bounded(
+                "claim script",
+                async move { call.invoke_async(&mut conn).await },
+            )
             .await?;
         Ok(claimed.map(|(id, name, attempt)| Claim {
             id,
@@ -576,7 +591,10 @@ impl Consumer {
             .arg(now_ms() + self.lease_ms());
         let renewed: u8 = self
             .store
-            .bounded(async move { call.invoke_async(&mut conn).await })
+            .bounded(
+                "renew script",
+                async move { call.invoke_async(&mut conn).await },
+            )
             .await?;
         Ok(renewed == 1)
     }
@@ -618,7 +636,9 @@ impl Consumer {
         }
         let recorded: u8 = self
             .store
-            .bounded(async move { call.invoke_async(&mut conn).await })
+            .bounded("finish script", async move {
+                call.invoke_async(&mut conn).await
+            })
             .await?;
         Ok(recorded == 1)
     }
@@ -657,7 +677,9 @@ impl Consumer {
             .arg(self.limits.max_attempts)
             .arg(self.limits.dead_max);
         self.store
-            .bounded(async move { call.invoke_async(&mut conn).await })
+            .bounded("return script", async move {
+                call.invoke_async(&mut conn).await
+            })
             .await
     }
 }

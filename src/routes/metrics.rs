@@ -1,11 +1,18 @@
-//! `GET /metrics`: Prometheus text. The one route that is not JSON, because Prometheus
-//! reads this format only.
+//! Prometheus text, the one format that is not JSON, because Prometheus reads only this.
+//! Two routes, so that adding up series over replicas gives the truth:
+//!
+//! - `GET /metrics`: this process only (requests, latency, Redis errors). Scrape every
+//!   replica; `sum()` over them is the fleet's total.
+//! - `GET /metrics/fleet`: job counters and queue lengths, read from Redis, so every
+//!   replica would report the same numbers. Scrape it once (through Traefik), not per
+//!   replica; the `scaleout_fleet_` prefix marks these series.
 
 use std::sync::atomic::Ordering;
 
 use ntex::web::{HttpResponse, types::State};
 
 use super::AppState;
+use crate::error::ApiError;
 use crate::jobs::queue;
 use crate::metrics::gauge;
 
@@ -26,11 +33,18 @@ pub async fn metrics(state: State<AppState>) -> HttpResponse {
         "Requests served by this replica, all routes.",
         state.metrics.handled.load(Ordering::Relaxed),
     );
-    // Fleet-wide job figures live in Redis; without it, the local metrics still answer.
-    if let Ok(stats) = queue::stats(&state.store).await {
-        stats.render(&mut out);
-    }
+    prometheus_text(out)
+}
+
+/// Fleet-wide job figures. Without Redis there are none to give: the usual JSON 503.
+pub async fn fleet(state: State<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut out = String::with_capacity(1024);
+    queue::stats(&state.store).await?.render(&mut out);
+    Ok(prometheus_text(out))
+}
+
+fn prometheus_text(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(out)
+        .body(body)
 }

@@ -63,7 +63,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(get("/jobs/{id}", web::get().to(jobs::show)))
-        .service(get("/metrics", web::get().to(metrics::metrics)));
+        .service(get("/metrics", web::get().to(metrics::metrics)))
+        .service(get("/metrics/fleet", web::get().to(metrics::fleet)));
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -280,6 +280,7 @@ check "dashboard published on 127.0.0.1 only" bash -c '[ "$(docker port "$1" 808
 published() { docker inspect -f '{{range $p, $b := .NetworkSettings.Ports}}{{if $b}}{{$p}} {{end}}{{end}}' "$@" | tr -d ' \n'; }
 mapfile -t inner < <(cids redis; cids app; cids worker; cids web)
 check "redis, app, worker, web publish no host port" test -z "$(published "${inner[@]}")"
+check "redis: maxmemory 256mb, policy volatile-lru" bash -c '[ "$(docker exec "$1" redis-cli CONFIG GET maxmemory | tr "\n" " ")" = "maxmemory 268435456 " ] && [ "$(docker exec "$1" redis-cli CONFIG GET maxmemory-policy | tr "\n" " ")" = "maxmemory-policy volatile-lru " ]' _ "$(cids redis)"
 harden_ok=1
 for c in $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT"); do
   line=$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} ro={{.HostConfig.ReadonlyRootfs}} caps={{.HostConfig.CapDrop}} sec={{.HostConfig.SecurityOpt}} user={{.Config.User}} restarts={{.RestartCount}} running={{.State.Running}} sock={{range .Mounts}}{{if eq .Source "/var/run/docker.sock"}}{{if .RW}}rw{{else}}ro{{end}}{{end}}{{end}} health={{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$c")
