@@ -1,0 +1,89 @@
+//! The command line as a user meets it: arguments, exit codes, the one-line errors for bad
+//! settings, `healthcheck`'s default target, and the allocator default the binary sets
+//! for itself. Real processes; every one is killed if a check fails.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::wait_for;
+
+/// What a finished `scaleout` run left: exit code, stdout, stderr.
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Kills the child if the test fails (or it never exits) before it was reaped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `scaleout ARGS` in a clean environment plus `env`, and expects it to exit within
+/// a few seconds: a command that should have refused its input but serves instead fails
+/// here rather than hanging the suite.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let child = Command::new(env!("CARGO_BIN_EXE_scaleout"))
+        .args(args)
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn scaleout");
+    let mut child = Guard(child);
+    let status = wait_for(
+        &format!("`scaleout {}` to exit", args.join(" ")),
+        Duration::from_secs(5),
+        || child.0.try_wait().expect("try_wait"),
+    );
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Outcome {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+#[test]
+fn invalid_redis_url_and_rust_log_exit_2_with_one_line_naming_them() {
+    for (var, value) in [
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "127.0.0.1:6379"),
+        ("RUST_LOG", "info,scaleout=loud"),
+    ] {
+        for command in ["app", "worker", "web"] {
+            let out = run(&[command], &[(var, value)]);
+            let what = format!("{command} with {var}={value}");
+            assert_eq!(out.code, Some(2), "{what}: {}{}", out.stdout, out.stderr);
+            assert_eq!(out.stderr.lines().count(), 1, "{what}: {}", out.stderr);
+            assert!(out.stderr.contains(var), "{what}: {}", out.stderr);
+            assert_eq!(out.stdout, "", "{what}: nothing logged");
+        }
+    }
+}
