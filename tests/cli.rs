@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::wait_for;
+use common::{Redis, Scaleout, wait_for};
 
 /// What a finished `scaleout` run left: exit code, stdout, stderr.
 struct Outcome {
@@ -71,6 +71,37 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Outcome {
 }
 
 #[test]
+fn unknown_arguments_exit_2_with_the_usage() {
+    for args in [
+        &["app", "--port", "9000"][..],
+        &["app", "9000"],
+        &["worker", "--concurrency=4"],
+        &["web", "dist"],
+        &["healthcheck", "--verbose"],
+        &["healthcheck", "http://127.0.0.1:1/healthz", "extra"],
+    ] {
+        let out = run(args, &[]);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        let usage = format!("Usage: scaleout {}", args[0]);
+        assert!(out.stderr.contains(&usage), "{args:?}: {}", out.stderr);
+        let unexpected = args[1..].iter().find(|a| out.stderr.contains(*a));
+        assert!(unexpected.is_some(), "{args:?} not named: {}", out.stderr);
+    }
+}
+
+#[test]
+fn version_prints_the_version() {
+    for flag in ["--version", "-V"] {
+        let out = run(&[flag], &[]);
+        assert_eq!(out.code, Some(0));
+        assert_eq!(
+            out.stdout.trim(),
+            format!("scaleout {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
 fn invalid_redis_url_and_rust_log_exit_2_with_one_line_naming_them() {
     for (var, value) in [
         ("REDIS_URL", "http://127.0.0.1:6379"),
@@ -86,4 +117,20 @@ fn invalid_redis_url_and_rust_log_exit_2_with_one_line_naming_them() {
             assert_eq!(out.stdout, "", "{what}: nothing logged");
         }
     }
+}
+
+/// A server bound to one loopback address other than 127.0.0.1 is healthy to a bare
+/// `scaleout healthcheck` given the same LISTEN_ADDR.
+#[test]
+fn healthcheck_probes_the_host_of_listen_addr() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let app = Scaleout::server(
+        "app",
+        &[("REDIS_URL", url.as_str()), ("LISTEN_ADDR", "127.0.0.2:0")],
+    );
+    let listen = app.addr().to_string();
+    assert!(listen.starts_with("127.0.0.2:"), "{listen}");
+    let out = run(&["healthcheck"], &[("LISTEN_ADDR", listen.as_str())]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
