@@ -134,3 +134,33 @@ fn healthcheck_probes_the_host_of_listen_addr() {
     let out = run(&["healthcheck"], &[("LISTEN_ADDR", listen.as_str())]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
+
+/// `THP_enabled` in /proc/PID/status: 0 once mimalloc has called
+/// `prctl(PR_SET_THP_DISABLE)`, which it does when its `allow_thp` option is off.
+fn thp_enabled(env: &[(&str, &str)]) -> String {
+    let app = Scaleout::server("app", env);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn transparent_huge_pages_are_off_by_default_and_the_env_turns_them_on() {
+    let redis = Redis::start();
+    let url = redis.url();
+    assert_eq!(thp_enabled(&[("REDIS_URL", url.as_str())]), "0", "default");
+    assert_eq!(
+        thp_enabled(&[("REDIS_URL", url.as_str()), ("MIMALLOC_ALLOW_THP", "1")]),
+        "1",
+        "MIMALLOC_ALLOW_THP=1"
+    );
+    assert_eq!(
+        thp_enabled(&[("REDIS_URL", url.as_str()), ("MIMALLOC_ALLOW_THP", "0")]),
+        "0",
+        "MIMALLOC_ALLOW_THP=0"
+    );
+}
