@@ -1,6 +1,7 @@
 //! Command-line entry: parses the subcommand, reads the settings, starts logging, runs.
 //! Exit status 2 means bad usage or configuration, 1 a failure at run time.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use crate::config::Settings;
@@ -17,7 +18,7 @@ Commands:
   worker               the job consumer: a reliable queue in Redis (run any number)
   web                  the dashboard's static files from WEB_ROOT
   load --url URL ...   load generator that checks sessions (see load --help)
-  healthcheck [URL]    exit 0 if URL answers 200 [http://127.0.0.1:<LISTEN_ADDR port>/healthz]
+  healthcheck [URL]    exit 0 if URL answers 200 [/healthz on LISTEN_ADDR, 0.0.0.0 as 127.0.0.1]
 
 Run `scaleout <command> --help` for a command's options and settings.";
 
@@ -30,7 +31,7 @@ fn usage(command: &str) -> Option<&'static str> {
         }
         "web" => "Usage: scaleout web\n\nServes the built dashboard from WEB_ROOT on LISTEN_ADDR.",
         "healthcheck" => {
-            "Usage: scaleout healthcheck [URL]\n\nGETs URL (default: /healthz on LISTEN_ADDR's port) and exits 0 on 200."
+            "Usage: scaleout healthcheck [URL]\n\nGETs URL (default: /healthz on LISTEN_ADDR, a wildcard host as loopback) and exits 0 on 200."
         }
         _ => return None,
     })
@@ -64,6 +65,17 @@ pub async fn run() -> ExitCode {
     if rest.iter().any(|a| a == "--help" || a == "-h") {
         println!("{}", Settings::help(usage));
         return ExitCode::SUCCESS;
+    }
+    // Settings come from the environment only; an argument is a mistake to report, not to
+    // ignore (`app --port 9000` must not quietly serve on 8080). Only healthcheck takes one.
+    let allowed = usize::from(command == "healthcheck");
+    if let Some((_, arg)) = rest
+        .iter()
+        .enumerate()
+        .find(|(i, arg)| *i >= allowed || arg.starts_with('-'))
+    {
+        eprintln!("scaleout {command}: unexpected argument '{arg}'\n\n{usage}");
+        return ExitCode::from(2);
     }
     let settings = match Settings::from_env() {
         Ok(s) => s,
@@ -130,12 +142,40 @@ async fn load_command(args: &[String]) -> ExitCode {
 fn check_health(settings: &Settings, url: Option<&String>) -> ExitCode {
     let url = url
         .cloned()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}/healthz", settings.listen_addr.port()));
+        .unwrap_or_else(|| format!("http://{}/healthz", probe_addr(settings.listen_addr)));
     match healthcheck::probe(&url) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("unhealthy: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where `healthcheck` finds a server listening on `listen`: that very address, unless it is
+/// a wildcard (0.0.0.0, ::), which cannot be connected to: then loopback of the same family.
+fn probe_addr(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_addr;
+
+    #[test]
+    fn healthcheck_probes_the_listen_host_unless_wildcard() {
+        for (listen, probed) in [
+            ("0.0.0.0:8080", "127.0.0.1:8080"),
+            ("[::]:8080", "[::1]:8080"),
+            ("10.1.2.3:9000", "10.1.2.3:9000"),
+            ("[fd00::1]:80", "[fd00::1]:80"),
+        ] {
+            assert_eq!(probe_addr(listen.parse().unwrap()).to_string(), probed);
         }
     }
 }

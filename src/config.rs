@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tracing_subscriber::EnvFilter;
 
 /// Every variable scaleout reads: name, default, meaning. `--help` prints this table.
 pub const VARS: &[(&str, &str, &str)] = &[
@@ -164,10 +165,17 @@ impl Settings {
             ),
             (self.job_dead_max == 0, "JOB_DEAD_MAX must be at least 1"),
         ];
-        match checks.iter().find(|(bad, _)| *bad) {
-            Some((_, msg)) => Err((*msg).to_string()),
-            None => Ok(()),
+        if let Some((_, msg)) = checks.iter().find(|(bad, _)| *bad) {
+            return Err((*msg).to_string());
         }
+        // Parsed here, not where they are used, so a typo exits 2 at start-up with one line
+        // naming the variable, instead of a run-time failure (REDIS_URL) or a silent
+        // fallback to another filter (RUST_LOG).
+        redis::IntoConnectionInfo::into_connection_info(self.redis_url.as_str())
+            .map_err(|e| format!("REDIS_URL is not a Redis URL ({e})"))?;
+        EnvFilter::try_new(&self.rust_log)
+            .map_err(|e| format!("RUST_LOG is not a valid filter ({e})"))?;
+        Ok(())
     }
 
     pub fn drain(&self) -> Duration {
@@ -265,6 +273,9 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("LISTEN_ADDR", "nowhere"),
             ("SESSION_TTL_SECS", "0"),
+            ("REDIS_URL", "http://127.0.0.1:6379"),
+            ("REDIS_URL", "not a url"),
+            ("RUST_LOG", "info,scaleout=loud"),
         ] {
             let err = Settings::from_vars(vars(&[(k, v)])).unwrap_err();
             assert!(err.contains(k), "{err}");

@@ -40,8 +40,6 @@ pub struct Application {
 impl Application {
     /// `scaleout app`: the API on every worker thread, each with its own Redis connection.
     pub fn build(settings: Settings) -> io::Result<Self> {
-        redis::Client::open(settings.redis_url.as_str())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("REDIS_URL: {e}")))?;
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::default());
         let drain = Drain::default();
@@ -49,7 +47,7 @@ impl Application {
         let (s, m, d) = (settings.clone(), metrics.clone(), drain.clone());
         let server = HttpServer::new(async move || {
             let store =
-                Store::connect_lazy(&s.redis_url, m.clone()).expect("REDIS_URL was checked");
+                Store::connect_lazy(&s.redis_url, m.clone()).expect("Settings checked REDIS_URL");
             ntex::rt::spawn(store.clone().keep_warm());
             let state = AppState {
                 store,

@@ -7,10 +7,7 @@ use crate::config::{LogFormat, Settings};
 
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(settings: &Settings) {
-    let filter = EnvFilter::try_new(&settings.rust_log).unwrap_or_else(|e| {
-        eprintln!("scaleout: invalid RUST_LOG ({e}); using \"info\"");
-        EnvFilter::new("info")
-    });
+    let filter = EnvFilter::try_new(&settings.rust_log).expect("Settings checked RUST_LOG");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);

@@ -38,10 +38,14 @@ async fn sessions_count_per_cookie_and_globally() {
     let second = send(app.addr(), "GET", "/", Some(&sid), None)
         .await
         .unwrap();
-    assert!(
-        second.header("set-cookie").is_none(),
-        "a known session keeps its cookie"
-    );
+    // The cookie slides with the Redis TTL: re-issued, same id, fresh Max-Age.
+    let cookie = second
+        .header("set-cookie")
+        .expect("a known session's cookie is re-issued");
+    for part in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
+        assert!(cookie.contains(part), "{cookie} lacks {part}");
+    }
+    assert_eq!(second.sid().as_deref(), Some(sid.as_str()));
     let body = second.json();
     assert_eq!(body["session_id"], sid.as_str());
     assert_eq!(body["session_count"], 2);
@@ -370,6 +374,26 @@ async fn bad_session_cookies_get_a_fresh_session() {
         (body["session_id"].as_str(), body["session_count"].as_i64()),
         (Some(sid.as_str()), Some(2))
     );
+}
+
+#[tokio::test]
+async fn the_first_valid_sid_cookie_wins() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    let sid = get(app.addr(), "/").await.sid().unwrap();
+    let other = get(app.addr(), "/").await.sid().unwrap();
+    // A malformed `sid` first (say, one set for another path), in one header or in two;
+    // then the valid one, then another valid one that must not win.
+    for cookies in [
+        format!("Cookie: sid=not-a-uuid; sid={sid}; sid={other}\r\n"),
+        format!("Cookie: sid=\r\nCookie: sid={sid}\r\nCookie: sid={other}\r\n"),
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: t\r\n{cookies}Connection: close\r\n\r\n");
+        let res = http::raw(app.addr(), req.as_bytes()).await.unwrap();
+        assert_eq!(res.sid().as_deref(), Some(sid.as_str()), "{cookies}");
+        assert_eq!(res.json()["new_session"], false, "{cookies}");
+    }
+    assert_eq!(redis.int(&["GET", &format!("session:{sid}")]), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,15 +28,15 @@ pub async fn index(req: HttpRequest, state: State<AppState>) -> Result<HttpRespo
     let (session_count, global_count) = state.store.hit(&sid, ttl).await?;
     let mut res = HttpResponse::Ok();
     res.header(header::CACHE_CONTROL, "no-store");
-    if new_session {
-        res.cookie(
-            Cookie::build(("sid", sid.to_string()))
-                .path("/")
-                .http_only(true)
-                .same_site(SameSite::Lax)
-                .max_age(cookie::time::Duration::seconds(ttl as i64)),
-        );
-    }
+    // Sent on every visit, not only the first: the Redis TTL slides with each hit, so the
+    // cookie's Max-Age must slide too, or an active user loses it TTL after the first visit.
+    res.cookie(
+        Cookie::build(("sid", sid.to_string()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .max_age(cookie::time::Duration::seconds(ttl as i64)),
+    );
     Ok(res.json(&Visit {
         served_by: state.instance(),
         session_id: sid,
@@ -46,14 +46,15 @@ pub async fn index(req: HttpRequest, state: State<AppState>) -> Result<HttpRespo
     }))
 }
 
-/// The `sid` cookie if it holds a UUID. Read leniently, by hand: one malformed cookie
-/// from another app on the same host must not cost the user their session.
+/// The first `sid` cookie that holds a UUID. Read leniently, by hand: one malformed cookie
+/// from another app on the same host, or a stale malformed `sid` set for another path or
+/// domain (the browser then sends several), must not cost the user their session.
 fn session_cookie(req: &HttpRequest) -> Option<Uuid> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|h| h.to_str().ok())
         .flat_map(|h| h.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == "sid")
-        .and_then(|(_, value)| Uuid::try_parse(value.trim_matches('"')).ok())
+        .filter(|(name, _)| *name == "sid")
+        .find_map(|(_, value)| Uuid::try_parse(value.trim_matches('"')).ok())
 }

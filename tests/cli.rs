@@ -1,0 +1,173 @@
+//! The command line as a user meets it: arguments, exit codes, the one-line errors for bad
+//! settings, `healthcheck`'s default target, and the allocator default the binary sets
+//! for itself. Real processes; every one is killed if a check fails.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Redis, Scaleout, wait_for};
+
+/// What a finished `scaleout` run left: exit code, stdout, stderr.
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Kills the child if the test fails (or it never exits) before it was reaped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `scaleout ARGS` in a clean environment plus `env`, and expects it to exit within
+/// a few seconds: a command that should have refused its input but serves instead fails
+/// here rather than hanging the suite.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let child = Command::new(env!("CARGO_BIN_EXE_scaleout"))
+        .args(args)
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn scaleout");
+    let mut child = Guard(child);
+    let status = wait_for(
+        &format!("`scaleout {}` to exit", args.join(" ")),
+        Duration::from_secs(5),
+        || child.0.try_wait().expect("try_wait"),
+    );
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Outcome {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+#[test]
+fn unknown_arguments_exit_2_with_the_usage() {
+    for args in [
+        &["app", "--port", "9000"][..],
+        &["app", "9000"],
+        &["worker", "--concurrency=4"],
+        &["web", "dist"],
+        &["healthcheck", "--verbose"],
+        &["healthcheck", "http://127.0.0.1:1/healthz", "extra"],
+    ] {
+        let out = run(args, &[]);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        let usage = format!("Usage: scaleout {}", args[0]);
+        assert!(out.stderr.contains(&usage), "{args:?}: {}", out.stderr);
+        let unexpected = args[1..].iter().find(|a| out.stderr.contains(*a));
+        assert!(unexpected.is_some(), "{args:?} not named: {}", out.stderr);
+    }
+}
+
+#[test]
+fn version_prints_the_version() {
+    for flag in ["--version", "-V"] {
+        let out = run(&[flag], &[]);
+        assert_eq!(out.code, Some(0));
+        assert_eq!(
+            out.stdout.trim(),
+            format!("scaleout {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
+fn invalid_redis_url_and_rust_log_exit_2_with_one_line_naming_them() {
+    for (var, value) in [
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "127.0.0.1:6379"),
+        ("RUST_LOG", "info,scaleout=loud"),
+    ] {
+        for command in ["app", "worker", "web"] {
+            let out = run(&[command], &[(var, value)]);
+            let what = format!("{command} with {var}={value}");
+            assert_eq!(out.code, Some(2), "{what}: {}{}", out.stdout, out.stderr);
+            assert_eq!(out.stderr.lines().count(), 1, "{what}: {}", out.stderr);
+            assert!(out.stderr.contains(var), "{what}: {}", out.stderr);
+            assert_eq!(out.stdout, "", "{what}: nothing logged");
+        }
+    }
+}
+
+/// A server bound to one loopback address other than 127.0.0.1 is healthy to a bare
+/// `scaleout healthcheck` given the same LISTEN_ADDR.
+#[test]
+fn healthcheck_probes_the_host_of_listen_addr() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let app = Scaleout::server(
+        "app",
+        &[("REDIS_URL", url.as_str()), ("LISTEN_ADDR", "127.0.0.2:0")],
+    );
+    let listen = app.addr().to_string();
+    assert!(listen.starts_with("127.0.0.2:"), "{listen}");
+    let out = run(&["healthcheck"], &[("LISTEN_ADDR", listen.as_str())]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+/// `THP_enabled` in /proc/PID/status: 0 once mimalloc has called
+/// `prctl(PR_SET_THP_DISABLE)`, which it does when its `allow_thp` option is off.
+fn thp_enabled(env: &[(&str, &str)]) -> String {
+    let app = Scaleout::server("app", env);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn transparent_huge_pages_are_off_by_default_and_the_env_turns_them_on() {
+    let redis = Redis::start();
+    let url = redis.url();
+    assert_eq!(thp_enabled(&[("REDIS_URL", url.as_str())]), "0", "default");
+    // The flag is inherited: only where this test may use huge pages can the child.
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+    if ours
+        .lines()
+        .any(|l| l.starts_with("THP_enabled:") && l.ends_with('1'))
+    {
+        assert_eq!(
+            thp_enabled(&[("REDIS_URL", url.as_str()), ("MIMALLOC_ALLOW_THP", "1")]),
+            "1",
+            "MIMALLOC_ALLOW_THP=1"
+        );
+    }
+    assert_eq!(
+        thp_enabled(&[("REDIS_URL", url.as_str()), ("MIMALLOC_ALLOW_THP", "0")]),
+        "0",
+        "MIMALLOC_ALLOW_THP=0"
+    );
+}
