@@ -18,6 +18,8 @@ const EXAMPLES: usize = 5;
 /// Distinct replica names kept; a server that invents more is summed under [`OTHERS`].
 const MAX_REPLICAS: usize = 256;
 const OTHERS: &str = "(others)";
+/// Longest replica name or example kept, in characters: the server chooses them.
+const MAX_TEXT: usize = 200;
 
 /// How one replica shared the traffic.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -99,6 +101,8 @@ impl Tally {
     }
 
     pub fn served_by(&mut self, name: &str, at_ms: u64) {
+        let name = truncate(name);
+        let name = name.as_str();
         let replicas = &mut self.report.served_by;
         let name = if replicas.len() < MAX_REPLICAS || replicas.contains_key(name) {
             name
@@ -156,9 +160,14 @@ impl Tally {
 }
 
 fn keep_example(examples: &mut Vec<String>, example: String) {
+    let example = truncate(&example);
     if examples.len() < EXAMPLES && !examples.contains(&example) {
         examples.push(example);
     }
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(MAX_TEXT).collect()
 }
 
 /// Why a run fails. A run that checked nothing fails too: "0 failures" must mean that
@@ -288,6 +297,18 @@ mod tests {
         let r = t.finish(1.0, true);
         assert_eq!(r.failed_users, 1);
         assert_eq!(r.problems, ["1 virtual users stopped early"]);
+    }
+
+    #[test]
+    fn what_the_server_names_is_capped() {
+        let mut t = Tally::default();
+        for i in 0..300 {
+            t.served_by(&format!("{i}{}", "x".repeat(1000)), 0);
+        }
+        let r = t.finish(1.0, false);
+        assert_eq!(r.served_by.len(), MAX_REPLICAS + 1);
+        assert_eq!(r.served_by[OTHERS].requests, 300 - MAX_REPLICAS as u64);
+        assert!(r.served_by.keys().all(|k| k.chars().count() <= MAX_TEXT));
     }
 
     #[test]

@@ -61,11 +61,21 @@ impl Session {
             )),
             _ => Check::Held,
         };
-        self.sid = set_sid(response).or_else(|| Some(sid.to_string()));
+        self.sid = set_sid(response)
+            .or_else(|| Some(sid.to_string()))
+            .filter(|sid| is_cookie_value(sid));
         self.count = count;
         self.unsure = 0;
         check
     }
+}
+
+/// Only what RFC 6265 allows in a cookie value is sent back: the id comes from the server,
+/// and one with a CR, LF or `;` would rewrite our own request. Anything else is dropped,
+/// so the next answer starts a new session and the check calls it broken.
+fn is_cookie_value(sid: &str) -> bool {
+    sid.bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
 }
 
 /// The `sid` a `Set-Cookie` header gives, if any.
@@ -115,5 +125,11 @@ mod tests {
             s.check(0, 0, &json!({"ok": 1}), &answer()),
             Check::NotAVisit
         );
+        let injected = json!({"session_id": "b\r\nX-Evil: 1", "session_count": 1});
+        assert!(matches!(
+            s.check(0, 0, &injected, &answer()),
+            Check::Broken(_)
+        ));
+        assert_eq!(s.sid(), None, "not sent back");
     }
 }
