@@ -129,6 +129,9 @@ async fn load_command(args: &[String]) -> ExitCode {
             "{}",
             serde_json::to_string(&report).expect("a report serializes")
         );
+        if !report.passed() {
+            eprintln!("scaleout load: {}", report.verdict());
+        }
     } else {
         println!("{}", report.human());
     }
