@@ -16,6 +16,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// A body or value over its limit.
     TooLarge(String),
+    /// A request body that stopped arriving (408): the connection is then closed.
+    Timeout(String),
     /// Redis did not answer in time, or refused: fast 503 so the caller can retry elsewhere.
     RedisUnavailable,
 }
@@ -29,7 +31,9 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadRequest(m) | Self::NotFound(m) | Self::TooLarge(m) => f.write_str(m),
+            Self::BadRequest(m) | Self::NotFound(m) | Self::TooLarge(m) | Self::Timeout(m) => {
+                f.write_str(m)
+            }
             Self::MethodNotAllowed => f.write_str("method not allowed"),
             Self::RedisUnavailable => f.write_str("redis unavailable"),
         }
@@ -52,6 +56,7 @@ impl WebResponseError<DefaultError> for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RedisUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -26,6 +26,12 @@ const FINISH_SECS: u16 = 3;
 /// Idle keep-alive connections stay open this long: longer than the proxy's own idle
 /// timeout, so it is always Traefik that closes an idle connection, never a race with us.
 const KEEP_ALIVE_SECS: u16 = 75;
+/// A request head (request line + headers) over this is refused with 431. ntex's default
+/// (64 KiB) let a 64-70 KiB URI through to the `http` crate's own URI limit (65,534
+/// bytes), which answered a bare 400. 32 KiB keeps every over-long URI in one place, and
+/// Traefik's `maxHeaderBytes` (traefik/traefik.yml) is set below it, so the proxy refuses
+/// first and never forwards a head that we would drop mid-request (that was its 502).
+const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// A bound, running HTTP server and what it needs to stop gracefully.
 pub struct Application {
@@ -104,8 +110,11 @@ impl Application {
             .disable_signals()
             .shutdown_timeout(Seconds(FINISH_SECS))
             .config(
-                SharedCfg::new("scaleout")
-                    .add(HttpServiceConfig::new().set_keepalive(Seconds(KEEP_ALIVE_SECS))),
+                SharedCfg::new("scaleout").add(
+                    HttpServiceConfig::new()
+                        .set_keepalive(Seconds(KEEP_ALIVE_SECS))
+                        .set_max_buf_size(MAX_HEAD_BYTES),
+                ),
             )
             .run();
         tracing::info!(%addr, instance = %settings.instance_name, "listening");
