@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use ntex::http::{Method, StatusCode, header};
 use ntex::util::Bytes;
-use ntex::web::{self, App, HttpRequest, HttpResponse, HttpServer, types::State};
+use ntex::web::{self, App, HttpRequest, HttpResponse, types::State};
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
@@ -87,13 +87,13 @@ pub fn build(settings: Settings) -> io::Result<Application> {
     };
     let drain = state.drain.clone();
     let listener = TcpListener::bind(settings.listen_addr)?;
-    let server = HttpServer::new(async move || {
+    let factory = async move || {
         App::new()
             .state(state.clone())
             .service(web::resource("/healthz").to(healthz))
             .default_service(web::to(serve))
-    });
-    Application::start(server, listener, Arc::new(settings), drain, None)
+    };
+    Application::start(factory, listener, Arc::new(settings), drain, None)
 }
 
 /// Reads every regular file under `dir` into `files`. A symlink is followed only when its

@@ -278,6 +278,10 @@ async fn an_over_long_url_gets_431() {
             "{size}-byte value: {:?}",
             &reply[..reply.len().min(80)]
         );
+        assert!(
+            reply.ends_with(r#"{"error":"request head (URL and headers) is too large"}"#),
+            "{reply}"
+        );
         assert_eq!(get(app.addr(), "/healthz").await.status, 200);
     }
     let fits = get(
@@ -468,8 +472,8 @@ async fn malformed_requests_get_json_4xx_and_the_app_keeps_serving() {
             "still serving after: {what}"
         );
     }
-    // What the HTTP parser refuses before the app sees it: no JSON body, but the right
-    // status, and the app goes on serving.
+    // What the HTTP parser refuses before any route sees it: the right status, a JSON
+    // error all the same, and the app goes on serving.
     let headers: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
     let protocol = [
         (
@@ -507,6 +511,10 @@ async fn malformed_requests_get_json_4xx_and_the_app_keeps_serving() {
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(res.status, *want, "{what}");
+        assert!(
+            res.json()["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}"
+        );
         assert_eq!(
             get(app.addr(), "/healthz").await.status,
             200,
