@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use ntex::SharedCfg;
 use ntex::http::error::DecodeError;
-use ntex::http::h1::ProtocolError;
-use ntex::http::h1::{self, control::Reason};
+use ntex::http::h1::{self, ProtocolError, control::Reason};
 use ntex::http::{HttpService, HttpServiceConfig, Response, ResponseError, StatusCode};
 use ntex::io::Filter;
 use ntex::server::Server;
