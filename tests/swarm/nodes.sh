@@ -119,6 +119,7 @@ start_holder() {
     touch $r/holder.ready
     exec sleep infinity" </dev/null >"$LOGDIR/n$i-holder.log" 2>&1 &
   echo $! >"$r/holder.pid"
+  disown $! # no "Killed" line from bash when a test crashes the node
 }
 
 start_containerd() {
@@ -126,6 +127,7 @@ start_containerd() {
   nsenter -t "$(pid_of "$i" holder)" --net --mount --uts -- containerd --config "$r/containerd.toml" \
     </dev/null >>"$LOGDIR/n$i-containerd.log" 2>&1 &
   echo $! >"$r/containerd.pid"
+  disown $! # no "Killed" line from bash when a test crashes the node
 }
 
 start_dockerd() {
@@ -145,6 +147,7 @@ start_dockerd() {
     --shutdown-timeout 5 \
     </dev/null >>"$LOGDIR/n$i-dockerd.log" 2>&1 &
   echo $! >"$r/dockerd.pid"
+  disown $!
 }
 
 ready_file() { [ -e "$1" ]; }
