@@ -227,3 +227,12 @@ nodes_down() {
   fi
   return 0
 }
+
+# "daemons MiB / containers MiB": summed RSS of the node's own processes (holder, containerd,
+# dockerd, shims, proxies: everything in its netns) and of its containers (its cgroups)
+node_rss() {
+  local d c
+  d=$(for p in $(ip netns pids "$(node_name "$1")" 2>/dev/null); do cat "/proc/$p/status" 2>/dev/null; done | awk '/^VmRSS:/ {s += $2} END {printf "%.0f", s / 1024}')
+  c=$(for p in $(node_cgroup_pids "$1"); do cat "/proc/$p/status" 2>/dev/null; done | awk '/^VmRSS:/ {s += $2} END {printf "%.0f", s / 1024}')
+  echo "$d MiB / $c MiB"
+}

@@ -13,7 +13,8 @@
 # multi: images moved to every node; app tasks on all three nodes all serve through one
 #   Traefik (the overlay network carries that traffic); drain of a node with app tasks under
 #   load: 0 failed; one node crashed (engine, containerd, containers: SIGKILL): failures
-#   bounded and reported, tasks rescheduled, recovery timed; the node restarts and rejoins.
+#   reported and confined to 4 s after the crash, tasks rescheduled, recovery timed; the
+#   node restarts and rejoins.
 #
 # Prints figures, and "N passed, M failed" as its last line; exits non-zero on any failure.
 # Hard limit SWARM_TEST_TIMEOUT (default 600 s). Traffic goes only to the network namespaces
@@ -71,10 +72,12 @@ export -f dk node_sock # for the `bash -c` checks
 export DOCKER PREFIX RUN
 
 LOAD_PID=""
+DONE=0
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   if [ -n "$LOAD_PID" ]; then kill "$LOAD_PID" 2>/dev/null; fi
+  [ "$DONE" = 1 ] || [ "$FAILED" -gt 0 ] || bad "the test stopped before its end (exit $rc)"
   if [ "$FAILED" -gt 0 ] && engine_up 1; then
     say "diagnostics (a check failed)"
     dk 1 stack ps scaleout --no-trunc --format '{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}' 2>&1 | head -n 40 | sed 's/^/  /'
@@ -111,6 +114,8 @@ echo "$($DOCKER --version); $(containerd --version | cut -d' ' -f1,3)"
 say "1. $(wc -w <<<"$NODES") Docker engine(s) in network namespaces $NET.0/24"
 t=$SECONDS
 if nodes_up; then ok "engines up in $((SECONDS - t)) s"; else die "starting the engines (logs: $LOGDIR)"; fi
+
+for i in $NODES; do echo "  node $i idle, RSS of its daemons / containers: $(node_rss "$i")"; done
 
 say "2. images (tests/compose/build-images.sh) built on node 1$([ "$MODE" = multi ] && echo ', then moved to every node')"
 t=$SECONDS
@@ -169,6 +174,7 @@ stack_converged() {
 }
 check "every service converged (app 3, web 2, worker 1, redis 1, traefik $(wc -w <<<"$NODES")) in $((SECONDS - t)) s" wait_until 120 stack_converged
 dk 1 stack ps scaleout --filter desired-state=running --format '{{.Name}} {{.Node}} {{.CurrentState}}' | sed 's/^/  /'
+for i in $NODES; do echo "  node $i with the stack, RSS of its daemons / containers: $(node_rss "$i")"; done
 
 # Traefik's API, from inside the Traefik container on node $1 (the dashboard entrypoint is
 # not published in Swarm): nsenter into its network namespace.
@@ -421,8 +427,7 @@ if [ "$MODE" = multi ]; then
   on3=$(running app | grep -c " $(node_name 3)\$")
   echo "  app tasks on node 3 before the crash: $on3"
   wait_until 20 traefik_up 3
-  CONC=16
-  load_start 25 "$CONC"
+  load_start 25
   sleep 3 # the load runs a while before the event
   t=$(ms)
   crash_at=$((t - LOAD_T0))
@@ -434,8 +439,12 @@ if [ "$MODE" = multi ]; then
   check "quorum kept with 2 of 3 managers: a Swarm write (config create) works" bash -c 'echo x | dk 1 config create sso-quorum - >/dev/null && dk 1 config rm sso-quorum >/dev/null'
   load_wait crash
   echo "  crash at ${crash_at} ms of load; failures at $(jq -r '"\(.first_failure_ms) .. \(.last_failure_ms)"' "$TMP/load.json") ms, by status $(jq -c .by_status "$TMP/load.json")"
-  check "node crash: $(jq -r .failures "$TMP/load.json") failed requests <= $CONC in flight; no broken session" \
-    jqt --argjson c "$CONC" '.requests > 0 and .failures <= $c and .broken_sessions == 0' "$TMP/load.json"
+  # A crashed node's task addresses do not refuse connections, they stop answering (until
+  # ARP gives up); Traefik's retry can land every attempt on one of them until its health
+  # check (1 s interval, 1 s timeout) has marked them down. So the bound is in time: no
+  # failure later than 4 s after the crash, and no session lost.
+  check "node crash: $(jq -r .failures "$TMP/load.json") failed requests, all within 4 s of the crash; no broken session" \
+    jqt --argjson c "$crash_at" '.requests > 0 and .broken_sessions == 0 and (.failures == 0 or .last_failure_ms <= $c + 4000)' "$TMP/load.json"
 
   # -------------------------------------------------------------------------------------
   say "7. node 3 restarts and rejoins"
@@ -454,3 +463,4 @@ say "teardown: make swarm-rm"
 mk 1 swarm-rm >"$LOGDIR/rm.log" 2>&1
 no_task_left() { local out; out=$(dk 1 ps -aq --filter label=com.docker.stack.namespace=scaleout) && [ -z "$out" ]; }
 check "make swarm-rm: no task container left on node 1 (within 40 s)" wait_until 40 no_task_left
+DONE=1
