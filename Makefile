@@ -107,7 +107,7 @@ frontend: ## the dashboard: frontend/dist
 deps: ## install what the tests need (Debian, as root); see .ci/deps
 	.ci/deps
 
-test: deps test-rust test-frontend test-e2e test-browser test-compose test-nix ## everything
+test: deps test-rust test-frontend test-e2e test-browser test-compose test-swarm test-swarm-multi test-nix ## everything
 
 test-rust: ## unit and black-box tests against real Redis
 	cargo test --all-targets
