@@ -287,7 +287,7 @@ if [ "$MODE" = single ]; then
   check "every task: read-only root, cap_drop ALL; non-root and no port but Traefik; socket ro in Traefik only" test "$harden_ok" = 1
   policy() { dk 1 service inspect -f '{{.Spec.UpdateConfig.Parallelism}} {{.Spec.UpdateConfig.Order}} {{.Spec.UpdateConfig.FailureAction}} grace={{.Spec.TaskTemplate.ContainerSpec.StopGracePeriod}} {{.Spec.EndpointSpec.Mode}}' "scaleout_$1"; }
   for svc in app worker web traefik redis; do echo "  $svc: $(policy "$svc")"; done
-  check "update policy: app one at a time, start-first, rollback on failure, 20 s to drain, dnsrr" test "$(policy app)" = "1 start-first rollback grace=20000000000 dnsrr"
+  check "update policy: app one at a time, start-first, rollback on failure, 20 s to drain, dnsrr" test "$(policy app)" = "1 start-first rollback grace=20s dnsrr"
   check "update policy: traefik and redis stop-first" test "$(policy traefik | cut -d' ' -f2)$(policy redis | cut -d' ' -f2)" = stop-firststop-first
 
   # -------------------------------------------------------------------------------------
