@@ -8,7 +8,9 @@ BIN := target/$(MUSL)/release/scaleout
 export SCALEOUT_BIN := $(CURDIR)/$(BIN)
 
 .PHONY: help build images up scale down clean logs ps load local local-scale release frontend \
-        deps test test-rust test-frontend test-e2e test-browser test-compose test-nix bench
+        deps test test-rust test-frontend test-e2e test-browser test-compose test-nix bench \
+        swarm-init swarm-leave swarm-deploy swarm-scale swarm-update swarm-rollback swarm-status \
+        swarm-rm test-swarm test-swarm-multi
 
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,6 +47,48 @@ ps: ## list the stack's containers and their health
 load: release ## 10 s of load through Traefik, sessions checked (URL=...)
 	$(BIN) load --url $(URL) --concurrency 32 --duration 10s
 
+# ---- Docker Swarm: stack.yaml on one or many machines (README "Beyond one machine")
+DOCKER ?= docker
+STACK ?= scaleout
+TAG ?= latest
+SERVICES ?= app worker web
+SERVICE ?= app
+# `never`: the images are local (make images / build, moved to each node); set to `always`
+# when they come from a registry.
+RESOLVE_IMAGE ?= never
+# Swarm configs are immutable: stack.yaml names Traefik's after the content of its files.
+TRAEFIK_CONFIG_HASH = $(shell cat traefik/traefik-swarm.yml traefik/dynamic/*.yml | sha256sum | cut -c1-12)
+
+swarm-init: ## make this engine a Swarm manager, labelled as the home of Redis's volume
+	$(DOCKER) swarm init $(SWARM_INIT_FLAGS)
+	$(DOCKER) node update --label-add scaleout.redis=true "$$($(DOCKER) info -f '{{.Swarm.NodeID}}')"
+
+swarm-leave: ## leave the swarm (the last manager takes the swarm with it)
+	$(DOCKER) swarm leave --force
+
+swarm-deploy: ## deploy or update stack.yaml (TAG=latest); the images must be on every node
+	SCALEOUT_TRAEFIK_CONFIG=$(TRAEFIK_CONFIG_HASH) SCALEOUT_TAG=$(TAG) \
+	  $(DOCKER) stack deploy --prune --resolve-image $(RESOLVE_IMAGE) -c stack.yaml $(STACK)
+
+swarm-scale: ## scale the Swarm app to N replicas, live; returns once they run
+	$(DOCKER) service scale --detach=false $(STACK)_app=$(N)
+
+swarm-update: ## rolling update of SERVICES (app worker web) to image tag TAG; waits
+	for s in $(SERVICES); do \
+	  $(DOCKER) service update --detach=false --no-resolve-image --image scaleout-$$s:$(TAG) $(STACK)_$$s; \
+	done
+
+swarm-rollback: ## roll SERVICE (app) back to its previous definition
+	$(DOCKER) service rollback --detach=false $(STACK)_$(SERVICE)
+
+swarm-status: ## nodes, services and running tasks of the stack
+	$(DOCKER) node ls
+	$(DOCKER) stack services $(STACK)
+	$(DOCKER) stack ps $(STACK) --filter desired-state=running
+
+swarm-rm: ## remove the stack (the Redis volume stays on its node)
+	$(DOCKER) stack rm $(STACK)
+
 # ---- Host mode: the same stack on loopback, no Docker
 local: release frontend ## run the whole stack on loopback with N replicas (Ctrl-C stops it)
 	tests/stack/local.sh up $(N)
@@ -63,7 +107,7 @@ frontend: ## the dashboard: frontend/dist
 deps: ## install what the tests need (Debian, as root); see .ci/deps
 	.ci/deps
 
-test: deps test-rust test-frontend test-e2e test-browser test-compose test-nix ## everything
+test: deps test-rust test-frontend test-e2e test-browser test-compose test-swarm test-swarm-multi test-nix ## everything
 
 test-rust: ## unit and black-box tests against real Redis
 	cargo test --all-targets
@@ -81,6 +125,14 @@ test-compose: release ## the real compose.yaml on a real Docker engine
 	tests/compose/dockerd-up.sh
 	tests/compose/compose-plugin.sh
 	tests/compose/run.sh
+
+test-swarm: release ## stack.yaml on a one-node swarm of its own: rolling updates, scaling, kills under load
+	tests/compose/compose-plugin.sh
+	tests/swarm/run.sh single
+
+test-swarm-multi: release ## three engines in network namespaces, 3 managers: drain, node crash, rejoin
+	tests/compose/compose-plugin.sh
+	tests/swarm/run.sh multi
 
 test-nix: ## flake parses, lock matches, frontend hash is current and reproducible
 	.ci/nix-check
