@@ -61,6 +61,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 STACK_UP=0 VOLUME_EXISTED=1 LOCAL_PID="" SCALEOUT_SAVED=0
 SAVED_TAG="quickstart-saved-$$"
 
+# make as a user runs it: not as a sub-make of `make test-quickstart`
+umake() { env -u MAKELEVEL -u MAKEFLAGS -u MFLAGS -u SCALEOUT_BIN make "$@"; }
 dc() { timeout 120 docker compose -p "$PROJECT" -f "$CLONE/compose.yaml" "$@"; }
 local_running() { [ -n "$LOCAL_PID" ] && kill -0 "$LOCAL_PID" 2>/dev/null; }
 # stop `make local` as Ctrl-C would: SIGINT to its process group; wait at most $1 s
@@ -201,7 +203,10 @@ fi
 for t in app worker web; do docker rmi "scaleout-$t:latest" >/dev/null 2>&1; done
 
 say "stand-ins for the upstream traefik and redis images (they cannot be pulled here)"
-BUILT_LOG="$BUILT_LOG" tests/compose/build-images.sh standins || die "building the stand-ins"
+BUILT_LOG="$BUILT_LOG" tests/compose/build-images.sh standins 2>"$TMP/standins.err" || {
+  cat "$TMP/standins.err"
+  die "building the stand-ins"
+}
 
 say "a clean clone"
 git clone -q "$ROOT" "$CLONE" || die "git clone"
@@ -214,7 +219,7 @@ want_path=$(cd "$CLONE" && .ci/nix-usable 2>/dev/null) && nix_ok=1 || nix_ok=0
 echo "  .ci/nix-usable: $want_path"
 STACK_UP=1
 t=$(ms)
-(cd "$CLONE" && make up) >"$TMP/up.log" 2>&1
+(cd "$CLONE" && umake up) >"$TMP/up.log" 2>&1
 rc=$?
 up_ms=$(($(ms) - t))
 grep -E '^(make up|images|build-images|deps):|Finished|scaleout is up' "$TMP/up.log" | sed 's/^/  /'
@@ -236,7 +241,7 @@ check "Traefik sees the 3 replicas UP" wait_until 30 traefik_up
 flows "$app_hosts" "$worker_host"
 
 say "make down"
-(cd "$CLONE" && make down) >"$TMP/down.log" 2>&1
+(cd "$CLONE" && umake down) >"$TMP/down.log" 2>&1
 rc=$?
 check "make down: exit 0 (got $rc), no container of '$PROJECT' left" \
   test "$rc" = 0 -a -z "$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")"
@@ -247,7 +252,8 @@ check "port $PORT free again" wait_until 10 port_free "$PORT"
 say "2. make local (from the same clone, in the background)"
 t=$(ms)
 # setsid: its own process group, as in a terminal; Ctrl-C = SIGINT to that group
-setsid make -C "$CLONE" local >"$TMP/local.log" 2>&1 &
+# (the subshell execs setsid, so $! is make's pid and its process group's id)
+(cd "$CLONE" && exec setsid env -u MAKELEVEL -u MAKEFLAGS -u MFLAGS -u SCALEOUT_BIN make local) >"$TMP/local.log" 2>&1 &
 LOCAL_PID=$!
 local_ready() { grep -q 'scaleout is up' "$TMP/local.log"; }
 if ! wait_until 900 bash -c 'grep -q "scaleout is up" "$1" || ! kill -0 "$2" 2>/dev/null' _ "$TMP/local.log" "$LOCAL_PID" || ! local_ready; then
