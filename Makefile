@@ -4,8 +4,8 @@ SHELL := bash
 N ?= 3
 URL ?= http://localhost:8080/api/
 MUSL := $(shell uname -m)-unknown-linux-musl
-# cargo's output directory: CARGO_TARGET_DIR when set (tests/quickstart shares the outer
-# repo's, so a clean clone reuses its compiled dependencies), else ./target.
+# cargo's output directory: CARGO_TARGET_DIR when set (tests/quickstart points its clean
+# clone at a copy of this one's), else ./target.
 TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
 BIN := $(TARGET_DIR)/$(MUSL)/release/scaleout
 export SCALEOUT_BIN := $(BIN)

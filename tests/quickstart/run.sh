@@ -19,9 +19,13 @@
 # Needs: a Docker engine with compose v2 (make test-quickstart starts them), git, curl, jq,
 # python3, what .ci/deps installs; ports 8080 and 8081 free (the quick start's own ports).
 # Environment:
-#   CARGO_TARGET_DIR    cargo's output directory for the clone's builds (default: this
-#                       repository's target/, so the clone reuses its compiled dependencies
-#                       and only the scaleout crate itself is rebuilt)
+#   QUICKSTART_TARGET_DIR  cargo's output directory for the clone's builds. Default: a
+#                       temporary one seeded with a copy of this repository's musl release
+#                       build (target/<arch>-unknown-linux-musl and target/release) when there
+#                       is one, so the clone recompiles only the scaleout crate, not its
+#                       dependencies. A copy, not the repository's own target/: a build from
+#                       the clone records the clone's (newer) file times there, and a later
+#                       build in the repository would then take an edited file for unchanged.
 #   QUICKSTART_REF      the commit to clone (default HEAD)
 #   QUICKSTART_TIMEOUT  hard limit for the whole run (default 1500 s)
 set -uo pipefail
@@ -46,6 +50,7 @@ check() { # check "description" command...
 }
 say() { printf '\n== [%3ds] %s\n' $((SECONDS - T0)) "$*"; }
 die() { bad "$*"; exit 1; }
+jqt() { jq -e "$@" >/dev/null 2>&1; } # jqt FILTER... FILE: JSON test, quiet
 ms() { date +%s%3N; }
 
 PROJECT=scaleout # compose.yaml's `name:`: what `make up` runs
@@ -57,7 +62,8 @@ CLONE="$TMP/scaleout"
 BUILT_LOG="$TMP/built-images"
 : >"$BUILT_LOG"
 JAR="$TMP/jar"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+SEED_TARGET=${CARGO_TARGET_DIR:-$ROOT/target} # this repository's builds
+export CARGO_TARGET_DIR=${QUICKSTART_TARGET_DIR:-$TMP/target}
 STACK_UP=0 VOLUME_EXISTED=1 LOCAL_PID="" SCALEOUT_SAVED=0
 SAVED_TAG="quickstart-saved-$$"
 
@@ -137,11 +143,11 @@ flows() {
   code=$(get /api/ -c "$JAR" -b "$JAR")
   sid=$(jq -r .session_id "$TMP/body" 2>/dev/null)
   check "curl -c jar -b jar $BASE/api/ -> 200, new session, session_count 1 (got $code)" \
-    jq -e '.new_session == true and .session_count == 1' "$TMP/body"
+    jqt '.new_session == true and .session_count == 1' "$TMP/body"
   served+=("$(jq -r .served_by "$TMP/body" 2>/dev/null)")
   code=$(get /api/ -c "$JAR" -b "$JAR")
   check "again -> 200, same session_id, session_count 2 (got $code)" \
-    jq -e --arg s "$sid" '.session_id == $s and .session_count == 2 and .new_session == false' "$TMP/body"
+    jqt --arg s "$sid" '.session_id == $s and .session_count == 2 and .new_session == false' "$TMP/body"
   served+=("$(jq -r .served_by "$TMP/body" 2>/dev/null)")
   for n in 3 4 5 6; do
     get /api/ -c "$JAR" -b "$JAR" >/dev/null
@@ -190,7 +196,22 @@ fi
 docker volume inspect "$VOLUME" >/dev/null 2>&1 || VOLUME_EXISTED=0
 echo "engine $(docker version -f '{{.Server.Version}}'), $(docker compose version)"
 echo "nix: $(nix --version 2>/dev/null || echo 'not installed')"
-echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+if [ -z "${QUICKSTART_TARGET_DIR:-}" ]; then
+  mkdir -p "$CARGO_TARGET_DIR"
+  musl="$(uname -m)-unknown-linux-musl"
+  if [ -d "$SEED_TARGET/$musl/release" ]; then
+    t=$(ms)
+    mkdir -p "$CARGO_TARGET_DIR/$musl"
+    cp -a "$SEED_TARGET/$musl/release" "$CARGO_TARGET_DIR/$musl/" &&
+      { [ ! -d "$SEED_TARGET/release" ] || cp -a "$SEED_TARGET/release" "$CARGO_TARGET_DIR/"; } ||
+      die "copying the musl release build to $CARGO_TARGET_DIR"
+    echo "cargo target dir $CARGO_TARGET_DIR: seeded with a copy of $SEED_TARGET/{$musl/release,release} ($(($(ms) - t)) ms)"
+  else
+    echo "cargo target dir $CARGO_TARGET_DIR: empty (no musl release build in $SEED_TARGET): a full build"
+  fi
+else
+  echo "cargo target dir $CARGO_TARGET_DIR"
+fi
 
 # `make up` builds the images only when they are missing: set existing ones aside.
 if docker image inspect scaleout-app:latest scaleout-worker:latest scaleout-web:latest >/dev/null 2>&1; then
@@ -271,10 +292,22 @@ echo "  processes it started: ${#pids[@]} ($(cd "$CLONE/.stack/run" && ls ./*.pi
 t=$(ms)
 check "make local exits within 30 s of Ctrl-C" stop_local 30
 echo "  stopped in $(($(ms) - t)) ms"
+# gone: no such process, or a zombie (it has exited; its reaping is up to init, since
+# local.sh started it in its own session)
 left=()
-for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left+=("$p"); done
-check "every process it started is gone (${#pids[@]} checked${left:+; left: ${left[*]}})" test "${#left[@]}" = 0
+still_running() {
+  local p st
+  left=()
+  for p in "${pids[@]}"; do
+    st=$(sed -E 's/.*\) ([A-Za-z]).*/\1/' "/proc/$p/stat" 2>/dev/null) || continue
+    [ "$st" = Z ] || left+=("$p:$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-60)")
+  done
+  [ "${#left[@]}" -gt 0 ]
+}
+all_gone() { ! still_running; }
+wait_until 10 all_gone
+check "every process it started has exited (${#pids[@]} checked${left:+; still running: ${left[*]}})" test "${#left[@]}" = 0
 check "port $PORT free again" port_free "$PORT"
 
 echo
-echo "time to a healthy stack: make up $((up_ms / 1000)) s, make local $((local_ms / 1000)) s (clean clone, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+echo "time to a healthy stack: make up $((up_ms / 1000)) s, make local $((local_ms / 1000)) s (clean clone; cargo target dir $CARGO_TARGET_DIR)"
