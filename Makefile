@@ -26,11 +26,7 @@ build: ## build the three images with Nix (>= 2.18) and load them into Docker
 
 images: ## the same images without Nix, from the musl build (installs its tools)
 	.ci/deps images
-	@echo "images: 1/3 the static musl release binary (cargo, fat LTO: minutes on 2 cores the first time)"
-	@$(MAKE) --no-print-directory release
-	@echo "images: 2/3 the dashboard (npm ci && npm run build)"
-	@$(MAKE) --no-print-directory frontend
-	@echo "images: 3/3 docker build scaleout-app, scaleout-worker, scaleout-web"
+	@$(MAKE) --no-print-directory release frontend
 	tests/compose/build-images.sh scaleout
 
 up: ## start the stack with N (3) replicas and wait until healthy; builds images if missing
@@ -70,9 +66,7 @@ load: release ## 10 s of load through Traefik, sessions checked (URL=...)
 # ---- Host mode: the same stack on loopback, no Docker
 local: ## the same stack on loopback, no Docker (installs its tools; Ctrl-C stops)
 	.ci/deps local
-	@echo "local: the static musl release binary (cargo, fat LTO: minutes on 2 cores the first time)"
-	@$(MAKE) --no-print-directory release
-	@$(MAKE) --no-print-directory frontend
+	@$(MAKE) --no-print-directory release frontend
 	tests/stack/local.sh up $(N)
 
 local-scale: ## scale a running host-mode stack to N replicas
@@ -80,6 +74,7 @@ local-scale: ## scale a running host-mode stack to N replicas
 
 # ---- Builds
 release: ## the static (musl) release binary
+	@echo "release: the static musl binary (fat LTO: minutes on 2 cores when it must be rebuilt)"
 	cargo build --release --target $(MUSL)
 
 frontend: ## the dashboard: frontend/dist

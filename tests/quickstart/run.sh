@@ -243,7 +243,7 @@ t=$(ms)
 (cd "$CLONE" && umake up) >"$TMP/up.log" 2>&1
 rc=$?
 up_ms=$(($(ms) - t))
-grep -E '^(make up|images|build-images|deps):|Finished|scaleout is up' "$TMP/up.log" | sed 's/^/  /'
+grep -E '^(make up|release|build-images|deps):|Finished|scaleout is up' "$TMP/up.log" | sed 's/^/  /'
 if [ "$rc" != 0 ]; then
   tail -n 30 "$TMP/up.log" | sed 's/^/  | /'
   die "make up (exit $rc after $((up_ms / 1000)) s)"
@@ -282,7 +282,7 @@ if ! wait_until 900 bash -c 'grep -q "scaleout is up" "$1" || ! kill -0 "$2" 2>/
   die "make local did not report 'scaleout is up'"
 fi
 local_ms=$(($(ms) - t))
-grep -E '^(local|deps):|Finished|scaleout is up' "$TMP/local.log" | sed 's/^/  /'
+grep -E '^(release|deps):|Finished|scaleout is up' "$TMP/local.log" | sed 's/^/  /'
 ok "make local: stack healthy $((local_ms / 1000)) s after the command"
 flows "$(printf 'app-%s\n' 1 2 3)" "worker-1"
 
