@@ -64,7 +64,7 @@ BUILT_LOG="$TMP/built-images"
 JAR="$TMP/jar"
 SEED_TARGET=${CARGO_TARGET_DIR:-$ROOT/target} # this repository's builds
 export CARGO_TARGET_DIR=${QUICKSTART_TARGET_DIR:-$TMP/target}
-STACK_UP=0 VOLUME_EXISTED=1 LOCAL_PID="" SCALEOUT_SAVED=0
+STACK_UP=0 VOLUME_EXISTED=1 LOCAL_PID="" SCALEOUT_SAVED=0 IMAGES_OURS=0
 SAVED_TAG="quickstart-saved-$$"
 
 # make as a user runs it: not as a sub-make of `make test-quickstart`
@@ -103,6 +103,7 @@ cleanup() {
   # the images `make up` built, the stand-ins built here; then what was set aside
   local t
   for t in app worker web; do
+    [ "$IMAGES_OURS" = 1 ] || break
     docker rmi "scaleout-$t:latest" >/dev/null 2>&1
     if [ "$SCALEOUT_SAVED" = 1 ]; then
       docker tag "scaleout-$t:$SAVED_TAG" "scaleout-$t:latest" 2>/dev/null
@@ -222,6 +223,7 @@ if docker image inspect scaleout-app:latest scaleout-worker:latest scaleout-web:
   echo "existing scaleout-*:latest images set aside as :$SAVED_TAG"
 fi
 for t in app worker web; do docker rmi "scaleout-$t:latest" >/dev/null 2>&1; done
+IMAGES_OURS=1 # from here on, scaleout-*:latest are the ones this test made
 
 say "stand-ins for the upstream traefik and redis images (they cannot be pulled here)"
 BUILT_LOG="$BUILT_LOG" tests/compose/build-images.sh standins 2>"$TMP/standins.err" || {
