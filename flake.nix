@@ -31,8 +31,8 @@
         );
 
       # nixpkgs 26.05 is the last release for Intel Macs and warns so on every
-      # evaluation for x86_64-darwin, i.e. on every `nix flake check` or `nix flake
-      # show`, even on Linux. Its config option allowDeprecatedx86_64Darwin = true
+      # evaluation for x86_64-darwin, also of all systems' outputs on Linux (e.g.
+      # `nix flake check --all-systems`). Its config option allowDeprecatedx86_64Darwin = true
       # silences that warning (26.05 only: 26.11 drops the system unless set to
       # "force"; drop x86_64-darwin here when moving past 26.05). The other systems
       # keep the flake's own package set, so their derivations are unchanged.
