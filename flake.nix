@@ -26,9 +26,25 @@
           system:
           f {
             inherit system;
-            pkgs = nixpkgs.legacyPackages.${system};
+            pkgs = pkgsFor system;
           }
         );
+
+      # nixpkgs 26.05 is the last release for Intel Macs and warns so on every
+      # evaluation for x86_64-darwin, also of all systems' outputs on Linux (e.g.
+      # `nix flake check --all-systems`). Its config option allowDeprecatedx86_64Darwin = true
+      # silences that warning (26.05 only: 26.11 drops the system unless set to
+      # "force"; drop x86_64-darwin here when moving past 26.05). The other systems
+      # keep the flake's own package set, so their derivations are unchanged.
+      pkgsFor =
+        system:
+        if system == "x86_64-darwin" then
+          import nixpkgs {
+            inherit system;
+            config.allowDeprecatedx86_64Darwin = true;
+          }
+        else
+          nixpkgs.legacyPackages.${system};
 
       cargoToml = lib.importTOML ./Cargo.toml;
       inherit (cargoToml.package) version;
