@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::Script;
 use serde::Serialize;
 
-use crate::error::ApiError;
 use crate::keys;
 use crate::store::{Background, RedisFailure, Store};
 
@@ -145,7 +144,7 @@ impl Member {
 }
 
 /// Every live instance, apps first, then by name.
-pub async fn list(store: &Store) -> Result<Vec<Instance>, ApiError> {
+pub async fn list(store: &Store) -> Result<Vec<Instance>, RedisFailure> {
     let cutoff = stale_before(now_ms());
     let mut conn = store.conn();
     let mut call = LIST.prepare_invoke();

@@ -28,10 +28,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisResult, Script};
 
 use super::{FINISHED_TTL, Job, Lengths, Limits, MAX_NAME, RECENT, Stats, new_id};
-use crate::error::ApiError;
 use crate::fleet::now_ms;
 use crate::keys;
-use crate::store::Store;
+use crate::store::{RedisFailure, Store};
 
 /// How long one claim waits on an empty queue. Short, so a worker notices SIGTERM within
 /// about a second; the blocking connection's response timeout is above it.
@@ -335,7 +334,7 @@ pub enum Enqueued {
 }
 
 /// Creates job `id` named `name` and appends it to the queue.
-pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, ApiError> {
+pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, RedisFailure> {
     let mut conn = store.conn();
     let mut call = ENQUEUE.prepare_invoke();
     call.key(keys::job(id))
@@ -361,7 +360,7 @@ pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, Ap
 }
 
 /// One job, if its hash exists.
-pub async fn job(store: &Store, id: &str) -> Result<Option<Job>, ApiError> {
+pub async fn job(store: &Store, id: &str) -> Result<Option<Job>, RedisFailure> {
     let mut conn = store.conn();
     let key = keys::job(id);
     let fields: Fields = store
@@ -372,7 +371,7 @@ pub async fn job(store: &Store, id: &str) -> Result<Option<Job>, ApiError> {
 
 /// The most recent jobs, newest first (those whose hash has expired are left out), and
 /// the lengths.
-pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), ApiError> {
+pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), RedisFailure> {
     let mut conn = store.conn();
     let mut call = OVERVIEW.prepare_invoke();
     with_lengths_keys(&mut call);
@@ -387,7 +386,7 @@ pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), ApiError> {
 }
 
 /// The fleet-wide counters and lengths.
-pub async fn stats(store: &Store) -> Result<Stats, ApiError> {
+pub async fn stats(store: &Store) -> Result<Stats, RedisFailure> {
     let mut conn = store.conn();
     let mut call = STATS.prepare_invoke();
     with_lengths_keys(&mut call);
@@ -428,7 +427,7 @@ fn lengths_from((queue, processing, delayed, dead): LengthsReply) -> Lengths {
 /// Takes back the jobs of workers that stopped sending heartbeats, and jobs whose lease
 /// ran out: to the queue, or to `jobs:dead` when `limits.max_attempts` is used up. Any
 /// worker may run it at any time. Returns how many were requeued and how many went dead.
-pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), ApiError> {
+pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), RedisFailure> {
     let mut conn = store.conn();
     let mut call = RECLAIM.prepare_invoke();
     call.key(keys::CONSUMERS)
@@ -449,7 +448,7 @@ pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), ApiEr
 }
 
 /// Moves failed jobs whose retry time has come back to the queue. Any worker may run it.
-pub async fn promote_due(store: &Store) -> Result<u64, ApiError> {
+pub async fn promote_due(store: &Store) -> Result<u64, RedisFailure> {
     let mut conn = store.conn();
     let mut call = PROMOTE.prepare_invoke();
     call.key(keys::DELAYED)
@@ -531,7 +530,7 @@ impl Consumer {
     /// worker's processing list, where a crash cannot lose it. `None` if the queue stayed
     /// empty. Call [`Consumer::register`] first, so the reclaimer knows this list, and
     /// follow with [`Consumer::claim`].
-    pub async fn take(&self) -> Result<Option<Vec<u8>>, ApiError> {
+    pub async fn take(&self) -> Result<Option<Vec<u8>>, RedisFailure> {
         let mut conn = self.blocking.clone();
         let item = redis::cmd("BLMOVE")
             .arg(keys::JOBS)
@@ -548,7 +547,7 @@ impl Consumer {
     /// Claims an item [`Consumer::take`] returned: marks its job processing by this worker
     /// under a fresh token and a lease of `limits.lease`. `None` if a reclaimer took the
     /// item back in between.
-    pub async fn claim(&self, item: &[u8]) -> Result<Option<Claim>, ApiError> {
+    pub async fn claim(&self, item: &[u8]) -> Result<Option<Claim>, RedisFailure> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let mut conn = self.store.conn();
         let mut call = CLAIM.prepare_invoke();
@@ -583,7 +582,7 @@ impl Consumer {
 
     /// Extends the claim's lease to `limits.lease` from now. `false` means the claim was
     /// lost (the lease ran out and the job was reclaimed): stop working on it.
-    pub async fn renew(&self, claim: &Claim) -> Result<bool, ApiError> {
+    pub async fn renew(&self, claim: &Claim) -> Result<bool, RedisFailure> {
         let mut conn = self.store.conn();
         let mut call = RENEW.prepare_invoke();
         call.key(keys::job(&claim.id))
@@ -605,7 +604,7 @@ impl Consumer {
 
     /// Records how an attempt ended. `false` means the claim was lost (the job was
     /// reclaimed) and nothing was recorded: the job will run again elsewhere.
-    pub async fn finish(&self, claim: &Claim, outcome: &Outcome) -> Result<bool, ApiError> {
+    pub async fn finish(&self, claim: &Claim, outcome: &Outcome) -> Result<bool, RedisFailure> {
         let mut conn = self.store.conn();
         let mut call = match outcome {
             Outcome::Done => COMPLETE.prepare_invoke(),
@@ -646,7 +645,7 @@ impl Consumer {
     /// Registers this worker as a consumer and returns to the queue anything left in its
     /// processing list: by a previous run under the same name, or by a failed claim. Only
     /// call it between jobs. Returns how many jobs went back.
-    pub async fn register(&self) -> Result<u64, ApiError> {
+    pub async fn register(&self) -> Result<u64, RedisFailure> {
         // After an outage the blocking connection's first command fails and starts its
         // reconnect; let that be this PING rather than the next BLMOVE.
         let mut conn = self.blocking.clone();
@@ -656,12 +655,12 @@ impl Consumer {
     }
 
     /// Leaves the consumers, returning anything still in the processing list first.
-    pub async fn retire(&self) -> Result<u64, ApiError> {
+    pub async fn retire(&self) -> Result<u64, RedisFailure> {
         let why = format!("worker {} stopped before recording a result", self.name);
         self.return_own(&why, false).await
     }
 
-    async fn return_own(&self, why: &str, register: bool) -> Result<u64, ApiError> {
+    async fn return_own(&self, why: &str, register: bool) -> Result<u64, RedisFailure> {
         let mut conn = self.store.conn();
         let mut call = RETURN_OWN.prepare_invoke();
         call.key(&self.processing)
