@@ -113,10 +113,9 @@ impl Redis {
         }
         match cmd.query::<redis::Value>(&mut conn) {
             Ok(value) => Some(one_line(&value)),
-            Err(e) => match e.code() {
-                Some(code) => Some(format!("-{code} {}", e.detail().unwrap_or_default())),
-                None => None,
-            },
+            Err(e) => e
+                .code()
+                .map(|code| format!("-{code} {}", e.detail().unwrap_or_default())),
         }
     }
 
