@@ -26,6 +26,7 @@ pub mod keys;
 pub mod load;
 pub mod metrics;
 pub mod routes;
+pub mod scripts;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

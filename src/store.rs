@@ -12,31 +12,19 @@
 
 use std::time::Duration;
 
+use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use crate::keys;
 use crate::metrics::Metrics;
+use crate::{keys, scripts};
 
 /// The longest any request waits on Redis before answering 503.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// How often [`Store::keep_warm`] checks the connection.
 const WARM_EVERY: Duration = Duration::from_millis(250);
-
-/// Counts one hit on a session and on the global counter, atomically, in one round trip.
-static HIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local s = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-local g = redis.call('INCR', KEYS[2])
-return {s, g}
-",
-    )
-});
 
 #[derive(Clone)]
 pub struct Store {
@@ -91,7 +79,7 @@ impl Store {
     /// Returns `(session_count, global_count)` after counting this request.
     pub async fn hit(&self, sid: &uuid::Uuid, ttl_secs: u64) -> Result<(i64, i64), RedisFailure> {
         let mut conn = self.conn();
-        let mut call = HIT.prepare_invoke();
+        let mut call = scripts::HIT.prepare_invoke();
         call.key(keys::session(sid))
             .key(keys::GLOBAL_COUNT)
             .arg(ttl_secs);

@@ -1,0 +1,72 @@
+//! Every Lua script scaleout runs, each in its own file under `src/scripts/`, compiled in
+//! with `include_str!`. Scripts make each change of state one atomic step (see
+//! [`crate::jobs::queue`] and [`crate::store`]).
+//!
+//! Each script touches only keys passed in `KEYS`, never a key name it builds itself, so
+//! [`crate::keys`] stays the one place that names keys (and a script would run unchanged
+//! where keys must be declared, as on a Redis Cluster). A script that visits keys found
+//! in the data (the jobs a list holds, the consumers a set holds) therefore has its
+//! caller read those first and pass their keys. Each such script re-checks what it was
+//! told against the data before it acts, so a change in between cannot make it act on
+//! stale facts: either each step checks the current state of the key it was given (an
+//! item no longer in its list is skipped), or the script returns nil having changed
+//! nothing and the caller reads again ([`snapshot`]).
+//!
+//! Shared Lua helpers (`dead.lua`, `release.lua`, `lengths.lua`) are files too, put in
+//! front of the scripts that use them with `concat!` at compile time.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use crate::store::RedisFailure;
+
+/// One script's text: its helper files, then its own file.
+macro_rules! script {
+    ($($file:literal),+) => {
+        LazyLock::new(|| Script::new(concat!($(include_str!(concat!("scripts/", $file))),+)))
+    };
+}
+
+/// Counts a hit on a session and on the global counter.
+pub static HIT: LazyLock<Script> = script!("hit.lua");
+/// Creates a job and queues its id, unless that id exists.
+pub static ENQUEUE: LazyLock<Script> = script!("enqueue.lua");
+/// Turns an item BLMOVE moved into a worker's processing list into a claim.
+pub static CLAIM: LazyLock<Script> = script!("claim.lua");
+/// Extends a claim's lease.
+pub static RENEW: LazyLock<Script> = script!("renew.lua");
+/// Marks a claimed job done.
+pub static COMPLETE: LazyLock<Script> = script!("complete.lua");
+/// Records a failed attempt: a retry later, or the dead-letter list.
+pub static FAIL: LazyLock<Script> = script!("dead.lua", "fail.lua");
+/// Takes back the jobs of dead or stuck workers.
+pub static RECLAIM: LazyLock<Script> = script!("dead.lua", "release.lua", "reclaim.lua");
+/// Returns a worker's own processing list to the queue, and (un)registers it.
+pub static RETURN_OWN: LazyLock<Script> = script!("dead.lua", "release.lua", "return_own.lua");
+/// Moves due retries back to the queue.
+pub static PROMOTE: LazyLock<Script> = script!("promote.lua");
+/// The recent jobs and the lengths.
+pub static OVERVIEW: LazyLock<Script> = script!("lengths.lua", "overview.lua");
+/// The fleet-wide job counters and the lengths.
+pub static STATS: LazyLock<Script> = script!("lengths.lua", "stats.lua");
+
+/// How often [`snapshot`] reads again before it gives up.
+const SNAPSHOT_TRIES: usize = 5;
+
+/// Runs `once` (read what a script needs, then run it) until the script accepts what was
+/// read: `None` means the data changed in between and nothing was done. Another try
+/// almost always succeeds, since the data read (a consumers set, a dead list's tail)
+/// changes rarely; one that keeps changing is reported as unavailable, "try again".
+pub async fn snapshot<T>(
+    mut once: impl AsyncFnMut() -> Result<Option<T>, RedisFailure>,
+) -> Result<T, RedisFailure> {
+    for _ in 0..SNAPSHOT_TRIES {
+        if let Some(done) = once().await? {
+            return Ok(done);
+        }
+    }
+    Err(RedisFailure::Unavailable(format!(
+        "the data a script needs changed {SNAPSHOT_TRIES} times while it was read"
+    )))
+}
