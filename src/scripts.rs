@@ -70,3 +70,62 @@ pub async fn snapshot<T>(
         "the data a script needs changed {SNAPSHOT_TRIES} times while it was read"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every script file, read from the source tree, with comments stripped.
+    fn scripts() -> Vec<(String, String)> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/scripts");
+        let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+            .expect("src/scripts")
+            .map(|entry| entry.expect("a directory entry").path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "lua"))
+            .map(|path| {
+                let text = std::fs::read_to_string(&path).expect("a script");
+                let code = text
+                    .lines()
+                    .map(|line| line.split("--").next().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (path.display().to_string(), code)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The rule of this module, checked on the text: a command's key is never a literal
+    /// name or an argument (it comes from KEYS), and `..` only builds messages (a chain
+    /// with a literal that has a space in it), never a key name out of a prefix.
+    #[test]
+    fn no_script_names_a_key() {
+        let files = scripts();
+        assert!(files.len() >= 10, "{files:?}");
+        for (path, code) in &files {
+            for call in code.split("redis.call(").skip(1) {
+                let key = call.split(',').nth(1).unwrap_or_default().trim();
+                assert!(
+                    !key.starts_with('\'') && !key.starts_with("ARGV"),
+                    "{path}: a key from a literal or ARGV: redis.call({call:.60}"
+                );
+            }
+            for line in code.lines().filter(|line| line.contains("..")) {
+                let literals: Vec<&str> = line.split('\'').skip(1).step_by(2).collect();
+                assert!(
+                    literals.iter().any(|literal| literal.contains(' ')),
+                    "{path}: builds a name with '..': {line}"
+                );
+            }
+        }
+    }
+
+    /// Each file is in use: loaded by a script in this module.
+    #[test]
+    fn every_file_is_loaded() {
+        let module = include_str!("scripts.rs");
+        for (path, _) in scripts() {
+            let name = path.rsplit('/').next().unwrap();
+            assert!(module.contains(&format!("\"{name}\"")), "{name} unused");
+        }
+    }
+}
