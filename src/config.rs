@@ -10,92 +10,102 @@ use std::time::Duration;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
+use DefaultValue::{Computed, Text};
+
 /// Every variable scaleout reads, as `(name, default, meaning, rule)`. The value is parsed
 /// by the type of its [`Settings`] field (the field is the name in lower case); `rule` is
 /// what it must meet beyond that. A default is text parsed like a value the user gave, so
 /// it cannot disagree with the parser. `meaning` is Markdown: README shows it as is,
 /// `--help` without the backticks.
-pub const VARS: &[(&str, DefaultValue, &str, Rule)] = &[
-    (
+pub const VARS: &[Var] = &[
+    var(
         "REDIS_URL",
-        DefaultValue::Text("redis://127.0.0.1:6379"),
+        Text("redis://127.0.0.1:6379"),
         "Redis to keep all state in",
         Rule::RedisUrl,
     ),
-    (
+    var(
         "LISTEN_ADDR",
-        DefaultValue::Text("0.0.0.0:8080"),
+        Text("0.0.0.0:8080"),
         "address `app`/`web` listen on (port 0 picks a free one)",
         Rule::Parses,
     ),
-    (
+    var(
         "INSTANCE_NAME",
-        DefaultValue::Computed("the hostname", hostname),
+        Computed("the hostname", hostname),
         "name reported as `served_by` and in `/instances` (in a container: its id)",
         Rule::Name,
     ),
-    (
+    var(
         "DRAIN_SECS",
-        DefaultValue::Text("5"),
+        Text("5"),
         "after SIGTERM: seconds to keep serving with `/healthz` at 503",
         Rule::AtMost(3600),
     ),
-    (
+    var(
         "SESSION_TTL_SECS",
-        DefaultValue::Text("86400"),
+        Text("86400"),
         "idle lifetime of a session (cookie Max-Age and Redis TTL)",
         Rule::AtLeast(1),
     ),
-    (
+    var(
         "LOG_FORMAT",
-        DefaultValue::Text("json"),
+        Text("json"),
         "`json` (one object a line) or `pretty`",
         Rule::Parses,
     ),
-    (
+    var(
         "RUST_LOG",
         // ntex logs every worker start at info; keep those out of the way.
-        DefaultValue::Text("info,ntex=warn"),
+        Text("info,ntex=warn"),
         "log filter (tracing-subscriber EnvFilter syntax)",
         Rule::LogFilter,
     ),
-    (
+    var(
         "WORKERS",
-        DefaultValue::Computed("CPU count", cpu_count),
+        Computed("CPU count", cpu_count),
         "HTTP worker threads of `app` and `web`",
         Rule::AtLeast(1),
     ),
-    (
+    var(
         "WEB_ROOT",
-        DefaultValue::Text("/srv/www"),
+        Text("/srv/www"),
         "`web`: the built frontend (`dist/`) to serve",
         Rule::Parses,
     ),
-    (
+    var(
         "JOB_WORK_MS",
-        DefaultValue::Text("500"),
+        Text("500"),
         "`worker`: simulated work per job, in milliseconds",
         Rule::Parses,
     ),
-    (
+    var(
         "JOB_MAX_ATTEMPTS",
-        DefaultValue::Text("3"),
+        Text("3"),
         "`worker`: attempts before a job goes to the dead-letter list",
         Rule::AtLeast(1),
     ),
-    (
+    var(
         "JOB_VISIBILITY_SECS",
-        DefaultValue::Text("30"),
+        Text("30"),
         "`worker`: lease on a claimed job; the worker renews it while it works",
         Rule::AtLeast(1),
     ),
-    (
+    var(
         "JOB_DEAD_MAX",
-        DefaultValue::Text("1000"),
+        Text("1000"),
         "`worker`: longest the dead-letter list `jobs:dead` may grow",
         Rule::AtLeast(1),
     ),
 ];
+
+/// One row of [`VARS`]: name, default, meaning, rule. A tuple, so callers can take just
+/// the name with `(name, ..)`.
+pub type Var = (&'static str, DefaultValue, &'static str, Rule);
+
+const fn var(name: &'static str, default: DefaultValue, meaning: &'static str, rule: Rule) -> Var {
+    (name, default, meaning, rule)
+}
 
 /// A variable's value when it is not set.
 #[derive(Debug, Clone, Copy)]
