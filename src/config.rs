@@ -170,10 +170,10 @@ impl Rule {
             Self::Name if value.len() > 128 => broken("be at most 128 bytes"),
             Self::RedisUrl => redis::IntoConnectionInfo::into_connection_info(value)
                 .map(drop)
-                .map_err(ConfigError::RedisUrl),
+                .map_err(|source| ConfigError::RedisUrl { name, source }),
             Self::LogFilter => EnvFilter::try_new(value)
                 .map(drop)
-                .map_err(ConfigError::LogFilter),
+                .map_err(|source| ConfigError::LogFilter { name, source }),
             _ => Ok(()),
         }
     }
@@ -188,10 +188,16 @@ pub enum ConfigError {
     /// A value parses but breaks its [`Rule`].
     #[error("{name} must {rule}")]
     Rule { name: &'static str, rule: String },
-    #[error("REDIS_URL is not a Redis URL ({0})")]
-    RedisUrl(redis::RedisError),
-    #[error("RUST_LOG is not a valid filter ({0})")]
-    LogFilter(tracing_subscriber::filter::ParseError),
+    #[error("{name} is not a Redis URL ({source})")]
+    RedisUrl {
+        name: &'static str,
+        source: redis::RedisError,
+    },
+    #[error("{name} is not a valid filter ({source})")]
+    LogFilter {
+        name: &'static str,
+        source: tracing_subscriber::filter::ParseError,
+    },
 }
 
 /// How log lines are written.
