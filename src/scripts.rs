@@ -19,7 +19,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use crate::store::RedisFailure;
+use crate::store::{RedisFailure, Store};
 
 /// One script's text: its helper files, then its own file.
 macro_rules! script {
@@ -57,8 +57,11 @@ const SNAPSHOT_TRIES: usize = 5;
 /// Runs `once` (read what a script needs, then run it) until the script accepts what was
 /// read: `None` means the data changed in between and nothing was done. Another try
 /// almost always succeeds, since the data read (a consumers set, a dead list's tail)
-/// changes rarely; one that keeps changing is reported as unavailable, "try again".
+/// changes rarely; one that keeps changing fails as unavailable ("try again"), counted
+/// and logged by `store` under `command` like any other failed call.
 pub async fn snapshot<T>(
+    store: &Store,
+    command: &'static str,
     mut once: impl AsyncFnMut() -> Result<Option<T>, RedisFailure>,
 ) -> Result<T, RedisFailure> {
     for _ in 0..SNAPSHOT_TRIES {
@@ -66,9 +69,10 @@ pub async fn snapshot<T>(
             return Ok(done);
         }
     }
-    Err(RedisFailure::Unavailable(format!(
-        "the data a script needs changed {SNAPSHOT_TRIES} times while it was read"
-    )))
+    let failure = RedisFailure::Unavailable(format!(
+        "the data the script needs changed {SNAPSHOT_TRIES} times while it was read"
+    ));
+    Err(store.failed(command, failure))
 }
 
 #[cfg(test)]

@@ -133,49 +133,51 @@ pub async fn job(store: &Store, id: &str) -> Result<Option<Job>, RedisFailure> {
 /// the lengths. The recent ids are read first, then each job's fields: a job enqueued in
 /// between shows on the next call.
 pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), RedisFailure> {
-    let (jobs, lengths): (Vec<Fields>, LengthsReply) = scripts::snapshot(async || {
-        let mut pipe = redis::pipe();
-        pipe.smembers(keys::CONSUMERS)
-            .lrange(keys::RECENT, 0, RECENT as isize - 1);
-        let mut conn = store.conn();
-        let (consumers, recent): (Vec<String>, Vec<Vec<u8>>) = store
-            .bounded("SMEMBERS, LRANGE", async move {
-                pipe.query_async(&mut conn).await
-            })
-            .await?;
-        let mut call = scripts::OVERVIEW.prepare_invoke();
-        with_lengths_keys(&mut call, &consumers);
-        for id in &recent {
-            call.key(keys::job_of_item(id));
-        }
-        let mut conn = store.conn();
-        store
-            .bounded("overview script", async move {
-                call.invoke_async(&mut conn).await
-            })
-            .await
-    })
-    .await?;
+    let (jobs, lengths): (Vec<Fields>, LengthsReply) =
+        scripts::snapshot(store, "overview script", async || {
+            let mut pipe = redis::pipe();
+            pipe.smembers(keys::CONSUMERS)
+                .lrange(keys::RECENT, 0, RECENT as isize - 1);
+            let mut conn = store.conn();
+            let (consumers, recent): (Vec<String>, Vec<Vec<u8>>) = store
+                .bounded("SMEMBERS, LRANGE", async move {
+                    pipe.query_async(&mut conn).await
+                })
+                .await?;
+            let mut call = scripts::OVERVIEW.prepare_invoke();
+            with_lengths_keys(&mut call, &consumers);
+            for id in &recent {
+                call.key(keys::job_of_item(id));
+            }
+            let mut conn = store.conn();
+            store
+                .bounded("overview script", async move {
+                    call.invoke_async(&mut conn).await
+                })
+                .await
+        })
+        .await?;
     let jobs = jobs.into_iter().map(Job::from_fields).collect();
     Ok((jobs, lengths_from(lengths)))
 }
 
 /// The fleet-wide counters and lengths.
 pub async fn stats(store: &Store) -> Result<Stats, RedisFailure> {
-    let (counters, lengths): (Vec<Option<u64>>, LengthsReply) = scripts::snapshot(async || {
-        let consumers = consumers(store).await?;
-        let mut call = scripts::STATS.prepare_invoke();
-        with_lengths_keys(&mut call, &consumers);
-        call.key(keys::JOB_STATS);
-        let mut conn = store.conn();
-        store
-            .bounded(
-                "stats script",
-                async move { call.invoke_async(&mut conn).await },
-            )
-            .await
-    })
-    .await?;
+    let (counters, lengths): (Vec<Option<u64>>, LengthsReply) =
+        scripts::snapshot(store, "stats script", async || {
+            let consumers = consumers(store).await?;
+            let mut call = scripts::STATS.prepare_invoke();
+            with_lengths_keys(&mut call, &consumers);
+            call.key(keys::JOB_STATS);
+            let mut conn = store.conn();
+            store
+                .bounded(
+                    "stats script",
+                    async move { call.invoke_async(&mut conn).await },
+                )
+                .await
+        })
+        .await?;
     let counter = |i: usize| counters.get(i).copied().flatten().unwrap_or(0);
     Ok(Stats {
         processed: counter(0),
@@ -225,7 +227,7 @@ fn lengths_from((queue, processing, delayed, dead): LengthsReply) -> Lengths {
 /// the script checks each item's list, heartbeat and lease as they are then, so a job or a
 /// worker that appeared in between is simply left for the next pass.
 pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), RedisFailure> {
-    scripts::snapshot(async || {
+    scripts::snapshot(store, "reclaim script", async || {
         let consumers = consumers(store).await?;
         let lists: Vec<Vec<Vec<u8>>> = if consumers.is_empty() {
             Vec::new()
@@ -473,7 +475,7 @@ impl Consumer {
         error: &str,
         retry_at: Option<u64>,
     ) -> Result<u8, RedisFailure> {
-        scripts::snapshot(async || {
+        scripts::snapshot(&self.store, "fail script", async || {
             let burials = usize::from(retry_at.is_none());
             let tail = DeadTail::read(&self.store, self.limits.dead_max, burials).await?;
             let mut call = scripts::FAIL.prepare_invoke();
@@ -523,7 +525,7 @@ impl Consumer {
     /// checks that the list is still what was read (a BLMOVE that timed out here may still
     /// have moved an item there), and the read is repeated if not.
     async fn return_own(&self, why: &str, register: bool) -> Result<u64, RedisFailure> {
-        scripts::snapshot(async || {
+        scripts::snapshot(&self.store, "return script", async || {
             let mut conn = self.store.conn();
             let list = self.processing.clone();
             let items: Vec<Vec<u8>> = self
