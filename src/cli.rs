@@ -93,7 +93,9 @@ pub async fn run() -> ExitCode {
             Ok(app) => app.run_until_stopped().await,
             Err(e) => Err(e),
         },
-        "worker" => crate::jobs::worker::run(settings).await,
+        "worker" => crate::jobs::worker::run(settings)
+            .await
+            .map_err(std::io::Error::other),
         "web" => match web::build(settings) {
             Ok(server) => server.run_until_stopped().await,
             Err(e) => Err(e),

@@ -1,6 +1,7 @@
 //! Configuration: every setting comes from one environment variable, read once at start-up
-//! with envy into [`Settings`]. The table in [`VARS`] is the single source for `--help` and
-//! for naming the variable when a value does not parse.
+//! with envy into [`Settings`]. The table [`VARS`] is the one home of each variable's name,
+//! default, meaning and rule: `--help`, the defaults and README's configuration table
+//! (checked by a test) all come from it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,66 +10,195 @@ use std::time::Duration;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
-/// Every variable scaleout reads: name, default, meaning. `--help` prints this table.
-pub const VARS: &[(&str, &str, &str)] = &[
-    (
+use DefaultValue::{Computed, Text};
+
+/// Every variable scaleout reads, as `(name, default, meaning, rule)`. The value is parsed
+/// by the type of its [`Settings`] field (the field is the name in lower case); `rule` is
+/// what it must meet beyond that. A default is text parsed like a value the user gave, so
+/// it cannot disagree with the parser. `meaning` is Markdown: README shows it as is,
+/// `--help` without the backticks.
+pub const VARS: &[Var] = &[
+    var(
         "REDIS_URL",
-        "redis://127.0.0.1:6379",
+        Text("redis://127.0.0.1:6379"),
         "Redis to keep all state in",
+        Rule::RedisUrl,
     ),
-    (
+    var(
         "LISTEN_ADDR",
-        "0.0.0.0:8080",
-        "address app/web listen on (port 0 picks a free one)",
+        Text("0.0.0.0:8080"),
+        "address `app`/`web` listen on (port 0 picks a free one)",
+        Rule::Parses,
     ),
-    (
+    var(
         "INSTANCE_NAME",
-        "the hostname",
-        "name reported as served_by and in /instances",
+        Computed("the hostname", hostname),
+        "name reported as `served_by` and in `/instances` (in a container: its id)",
+        Rule::Name,
     ),
-    (
+    var(
         "DRAIN_SECS",
-        "5",
-        "after SIGTERM: seconds to keep serving with /healthz at 503",
+        Text("5"),
+        "after SIGTERM: seconds to keep serving with `/healthz` at 503",
+        Rule::AtMost(3600),
     ),
-    (
+    var(
         "SESSION_TTL_SECS",
-        "86400",
-        "idle lifetime of a session (cookie Max-Age, Redis TTL)",
+        Text("86400"),
+        "idle lifetime of a session (cookie Max-Age and Redis TTL)",
+        Rule::AtLeast(1),
     ),
-    ("LOG_FORMAT", "json", "json (one object a line) or pretty"),
-    (
+    var(
+        "LOG_FORMAT",
+        Text("json"),
+        "`json` (one object a line) or `pretty`",
+        Rule::Parses,
+    ),
+    var(
         "RUST_LOG",
-        "info,ntex=warn",
-        "log filter, tracing-subscriber EnvFilter syntax",
+        // ntex logs every worker start at info; keep those out of the way.
+        Text("info,ntex=warn"),
+        "log filter (tracing-subscriber EnvFilter syntax)",
+        Rule::LogFilter,
     ),
-    ("WORKERS", "CPU count", "HTTP worker threads of app and web"),
-    (
+    var(
+        "WORKERS",
+        Computed("CPU count", cpu_count),
+        "HTTP worker threads of `app` and `web`",
+        Rule::AtLeast(1),
+    ),
+    var(
         "WEB_ROOT",
-        "/srv/www",
-        "web: the built frontend (dist/) to serve",
+        Text("/srv/www"),
+        "`web`: the built frontend (`dist/`) to serve",
+        Rule::Parses,
     ),
-    (
+    var(
         "JOB_WORK_MS",
-        "500",
-        "worker: simulated work per job, in milliseconds",
+        Text("500"),
+        "`worker`: simulated work per job, in milliseconds",
+        Rule::Parses,
     ),
-    (
+    var(
         "JOB_MAX_ATTEMPTS",
-        "3",
-        "worker: attempts before a job goes to the dead-letter list",
+        Text("3"),
+        "`worker`: attempts before a job goes to the dead-letter list",
+        Rule::AtLeast(1),
     ),
-    (
+    var(
         "JOB_VISIBILITY_SECS",
-        "30",
-        "worker: lease on a claimed job; a worker renews it while it works",
+        Text("30"),
+        "`worker`: lease on a claimed job; the worker renews it while it works",
+        Rule::AtLeast(1),
     ),
-    (
+    var(
         "JOB_DEAD_MAX",
-        "1000",
-        "worker: longest the dead-letter list jobs:dead may grow",
+        Text("1000"),
+        "`worker`: longest the dead-letter list `jobs:dead` may grow",
+        Rule::AtLeast(1),
     ),
 ];
+
+/// One row of [`VARS`]: name, default, meaning, rule. A tuple, so callers can take just
+/// the name with `(name, ..)`.
+pub type Var = (&'static str, DefaultValue, &'static str, Rule);
+
+const fn var(name: &'static str, default: DefaultValue, meaning: &'static str, rule: Rule) -> Var {
+    (name, default, meaning, rule)
+}
+
+/// A variable's value when it is not set.
+#[derive(Debug, Clone, Copy)]
+pub enum DefaultValue {
+    /// This text, parsed as if the user had set it.
+    Text(&'static str),
+    /// Worked out at start-up: how `--help` describes it, and how to work it out.
+    Computed(&'static str, fn() -> String),
+}
+
+impl DefaultValue {
+    fn value(self) -> String {
+        match self {
+            Self::Text(text) => text.to_owned(),
+            Self::Computed(_, compute) => compute(),
+        }
+    }
+
+    /// How `--help` and README show it: fixed text in backticks, a computed one described.
+    fn shown(self) -> String {
+        match self {
+            Self::Text(text) => format!("`{text}`"),
+            Self::Computed(description, _) => description.to_owned(),
+        }
+    }
+}
+
+/// What a value must meet beyond parsing as its field's type, checked at start-up so a
+/// typo exits 2 with one line naming the variable, instead of a run-time failure
+/// (REDIS_URL) or a silent fallback to another filter (RUST_LOG).
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// Nothing beyond parsing.
+    Parses,
+    /// A number at least this.
+    AtLeast(u64),
+    /// A number at most this.
+    AtMost(u64),
+    /// A name: 1 to 128 bytes.
+    Name,
+    /// A URL redis-rs can connect to.
+    RedisUrl,
+    /// A tracing-subscriber `EnvFilter`.
+    LogFilter,
+}
+
+impl Rule {
+    fn check(self, name: &'static str, value: &str) -> Result<(), ConfigError> {
+        let broken = |rule: &str| {
+            Err(ConfigError::Rule {
+                name,
+                rule: rule.to_owned(),
+            })
+        };
+        // Numbers already parsed as their field's type, so they parse here too.
+        let number = || value.trim().parse::<u64>().unwrap_or_default();
+        match self {
+            Self::Parses => Ok(()),
+            Self::AtLeast(min) if number() < min => broken(&format!("be at least {min}")),
+            Self::AtMost(max) if number() > max => broken(&format!("be at most {max}")),
+            Self::Name if value.is_empty() => broken("not be empty"),
+            Self::Name if value.len() > 128 => broken("be at most 128 bytes"),
+            Self::RedisUrl => redis::IntoConnectionInfo::into_connection_info(value)
+                .map(drop)
+                .map_err(|source| ConfigError::RedisUrl { name, source }),
+            Self::LogFilter => EnvFilter::try_new(value)
+                .map(drop)
+                .map_err(|source| ConfigError::LogFilter { name, source }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why the configuration was refused: one line that names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value does not parse as its field's type (envy's message, naming the variable).
+    #[error("{0}")]
+    Parse(String),
+    /// A value parses but breaks its [`Rule`].
+    #[error("{name} must {rule}")]
+    Rule { name: &'static str, rule: String },
+    #[error("{name} is not a Redis URL ({source})")]
+    RedisUrl {
+        name: &'static str,
+        source: redis::RedisError,
+    },
+    #[error("{name} is not a valid filter ({source})")]
+    LogFilter {
+        name: &'static str,
+        source: tracing_subscriber::filter::ParseError,
+    },
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -78,104 +208,56 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The whole configuration, typed. Field names are the variables' names in lower case.
+/// The whole configuration, typed. Field names are the variables' names in lower case;
+/// there are no serde defaults: every variable has a value, its own or its default.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
-    #[serde(default = "defaults::redis_url")]
     pub redis_url: String,
-    #[serde(default = "defaults::listen_addr")]
     pub listen_addr: SocketAddr,
-    #[serde(default = "defaults::instance_name")]
     pub instance_name: String,
-    #[serde(default = "defaults::drain_secs")]
     pub drain_secs: u64,
-    #[serde(default = "defaults::session_ttl_secs")]
     pub session_ttl_secs: u64,
-    #[serde(default = "defaults::log_format")]
     pub log_format: LogFormat,
-    #[serde(default = "defaults::rust_log")]
     pub rust_log: String,
-    #[serde(default = "defaults::workers")]
     pub workers: usize,
-    #[serde(default = "defaults::web_root")]
     pub web_root: PathBuf,
-    #[serde(default = "defaults::job_work_ms")]
     pub job_work_ms: u64,
-    #[serde(default = "defaults::job_max_attempts")]
     pub job_max_attempts: u32,
-    #[serde(default = "defaults::job_visibility_secs")]
     pub job_visibility_secs: u64,
-    #[serde(default = "defaults::job_dead_max")]
     pub job_dead_max: u64,
 }
 
 impl Settings {
     /// Reads the process environment. The error is one line that names the variable.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
 
     /// Reads the given variables (tests pass their own); unknown variables are ignored.
-    pub fn from_vars(vars: impl Iterator<Item = (String, String)>) -> Result<Self, String> {
-        let vars: Vec<(String, String)> = vars
+    pub fn from_vars(vars: impl Iterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let given: Vec<(String, String)> = vars
             .filter(|(k, _)| VARS.iter().any(|(name, ..)| name == k))
             .collect();
-        let settings: Self = envy::from_iter(vars.iter().cloned()).map_err(|e| {
+        let values = with_defaults(&given);
+        let settings: Self = envy::from_iter(values.iter().cloned()).map_err(|e| {
             let msg = e.to_string();
             if msg.contains("provided by") {
-                return msg;
+                return ConfigError::Parse(msg);
             }
             // serde's own messages (enums, addresses) do not say which variable was wrong:
-            // find it by reading each variable on its own.
-            match vars
-                .iter()
-                .find(|pair| envy::from_iter::<_, Self>(std::iter::once((*pair).clone())).is_err())
-            {
+            // find it by reading each given variable on its own, among the defaults.
+            let culprit = given.iter().find(|pair| {
+                envy::from_iter::<_, Self>(with_defaults(std::slice::from_ref(*pair))).is_err()
+            });
+            ConfigError::Parse(match culprit {
                 Some((k, v)) => format!("{msg} (value '{v}' provided by {k})"),
                 None => msg,
-            }
+            })
         })?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        let checks = [
-            (
-                self.session_ttl_secs == 0,
-                "SESSION_TTL_SECS must be at least 1",
-            ),
-            (
-                self.instance_name.is_empty(),
-                "INSTANCE_NAME must not be empty",
-            ),
-            (
-                self.instance_name.len() > 128,
-                "INSTANCE_NAME must be at most 128 bytes",
-            ),
-            (self.drain_secs > 3600, "DRAIN_SECS must be at most 3600"),
-            (self.workers == 0, "WORKERS must be at least 1"),
-            (
-                self.job_max_attempts == 0,
-                "JOB_MAX_ATTEMPTS must be at least 1",
-            ),
-            (
-                self.job_visibility_secs == 0,
-                "JOB_VISIBILITY_SECS must be at least 1",
-            ),
-            (self.job_dead_max == 0, "JOB_DEAD_MAX must be at least 1"),
-        ];
-        if let Some((_, msg)) = checks.iter().find(|(bad, _)| *bad) {
-            return Err((*msg).to_string());
+        for ((name, _, _, rule), (_, value)) in VARS.iter().zip(&values) {
+            rule.check(name, value)?;
         }
-        // Parsed here, not where they are used, so a typo exits 2 at start-up with one line
-        // naming the variable, instead of a run-time failure (REDIS_URL) or a silent
-        // fallback to another filter (RUST_LOG).
-        redis::IntoConnectionInfo::into_connection_info(self.redis_url.as_str())
-            .map_err(|e| format!("REDIS_URL is not a Redis URL ({e})"))?;
-        EnvFilter::try_new(&self.rust_log)
-            .map_err(|e| format!("RUST_LOG is not a valid filter ({e})"))?;
-        Ok(())
+        Ok(settings)
     }
 
     pub fn drain(&self) -> Duration {
@@ -185,64 +267,54 @@ impl Settings {
     /// `--help` text for a subcommand: its usage line, then every variable.
     pub fn help(usage: &str) -> String {
         let mut out = format!("{usage}\n\nEnvironment (defaults in brackets):\n");
-        for (name, default, meaning) in VARS {
-            out.push_str(&format!("  {name:<20} {meaning} [{default}]\n"));
+        for (name, default, meaning, _) in VARS {
+            let plain = |s: &str| s.replace('`', "");
+            out.push_str(&format!(
+                "  {name:<20} {} [{}]\n",
+                plain(meaning),
+                plain(&default.shown())
+            ));
+        }
+        out
+    }
+
+    /// README's configuration table, which a test keeps equal to this.
+    pub fn markdown_table() -> String {
+        let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+        for (name, default, meaning, _) in VARS {
+            out.push_str(&format!("| `{name}` | {} | {meaning} |\n", default.shown()));
         }
         out
     }
 }
 
-mod defaults {
-    use super::LogFormat;
-    use std::net::SocketAddr;
-    use std::path::PathBuf;
+/// Every variable in [`VARS`] order: the given value, else the default.
+fn with_defaults(given: &[(String, String)]) -> Vec<(String, String)> {
+    VARS.iter()
+        .map(|(name, default, ..)| {
+            let value = given
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or_else(|| default.value(), |(_, v)| v.clone());
+            (name.to_string(), value)
+        })
+        .collect()
+}
 
-    pub fn redis_url() -> String {
-        "redis://127.0.0.1:6379".into()
-    }
-    pub fn listen_addr() -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], 8080))
-    }
-    /// The hostname, which in a container is its id: what the seed showed as `served_by`.
-    pub fn instance_name() -> String {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "scaleout".into())
-    }
-    pub fn drain_secs() -> u64 {
-        5
-    }
-    pub fn session_ttl_secs() -> u64 {
-        86_400
-    }
-    pub fn log_format() -> LogFormat {
-        LogFormat::Json
-    }
-    /// ntex logs every worker start at info; keep those out of the way.
-    pub fn rust_log() -> String {
-        "info,ntex=warn".into()
-    }
-    pub fn workers() -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
-    pub fn web_root() -> PathBuf {
-        "/srv/www".into()
-    }
-    pub fn job_work_ms() -> u64 {
-        500
-    }
-    pub fn job_max_attempts() -> u32 {
-        3
-    }
-    pub fn job_visibility_secs() -> u64 {
-        30
-    }
-    pub fn job_dead_max() -> u64 {
-        1000
-    }
+/// The hostname, which in a container is its id: what the seed showed as `served_by`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "scaleout".into())
+}
+
+fn cpu_count() -> String {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .to_string()
 }
 
 #[cfg(test)]
@@ -277,8 +349,22 @@ mod tests {
             ("REDIS_URL", "not a url"),
             ("RUST_LOG", "info,scaleout=loud"),
         ] {
-            let err = Settings::from_vars(vars(&[(k, v)])).unwrap_err();
+            let err = Settings::from_vars(vars(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(k), "{err}");
         }
+    }
+
+    /// README's configuration table is generated from [`VARS`]: when they differ, this
+    /// prints the table to paste.
+    #[test]
+    fn readme_table_is_the_settings_table() {
+        let readme = include_str!("../README.md");
+        let table = Settings::markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README's configuration table differs from config::VARS; it should read:\n\n{table}"
+        );
     }
 }

@@ -2,14 +2,12 @@
 //! so any replica can answer `/instances` for all of them. A process that dies simply stops
 //! renewing and drops out after [`TTL_MS`]; one that stops cleanly removes itself.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::Script;
 use serde::Serialize;
 
-use crate::error::ApiError;
 use crate::keys;
 use crate::store::{Background, RedisFailure, Store};
 
@@ -49,22 +47,6 @@ pub struct Instance {
     pub handled: u64,
     pub draining: bool,
 }
-
-/// Drops entries older than the TTL and returns the rest as flat field lists, in one call.
-static LIST: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local names = redis.call('ZRANGE', KEYS[1], 0, -1)
-local out = {}
-for _, name in ipairs(names) do
-  local fields = redis.call('HGETALL', 'instance:' .. name)
-  if #fields > 0 then table.insert(out, fields) end
-end
-return out
-",
-    )
-});
 
 impl Member {
     /// Writes this process's entry once, and drops the entries of processes that stopped
@@ -144,18 +126,35 @@ impl Member {
     }
 }
 
-/// Every live instance, apps first, then by name.
-pub async fn list(store: &Store) -> Result<Vec<Instance>, ApiError> {
-    let cutoff = stale_before(now_ms());
+/// Every live instance, apps first, then by name. Drops the names whose heartbeat is
+/// older than the TTL and reads the rest (one atomic step), then reads their hashes: an
+/// entry that expired or left in between is skipped, one that joined shows next time.
+pub async fn list(store: &Store) -> Result<Vec<Instance>, RedisFailure> {
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .zrembyscore(keys::INSTANCES, "-inf", stale_before(now_ms()))
+        .ignore()
+        .zrange(keys::INSTANCES, 0, -1);
     let mut conn = store.conn();
-    let mut call = LIST.prepare_invoke();
-    call.key(keys::INSTANCES).arg(cutoff);
-    let rows: Vec<Vec<(String, String)>> = store
-        .bounded("instances script", async move {
-            call.invoke_async(&mut conn).await
-        })
+    let (names,): (Vec<String>,) = store
+        .bounded("ZRANGE", async move { pipe.query_async(&mut conn).await })
         .await?;
-    let mut fleet: Vec<Instance> = rows.into_iter().map(Instance::from_fields).collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for name in &names {
+        pipe.hgetall(keys::instance(name));
+    }
+    let mut conn = store.conn();
+    let rows: Vec<Vec<(String, String)>> = store
+        .bounded("HGETALL", async move { pipe.query_async(&mut conn).await })
+        .await?;
+    let mut fleet: Vec<Instance> = rows
+        .into_iter()
+        .filter(|fields| !fields.is_empty())
+        .map(Instance::from_fields)
+        .collect();
     fleet.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
     Ok(fleet)
 }

@@ -44,8 +44,16 @@ pub const RECENT: &str = "jobs:recent";
 
 /// One hash per job: name, status, attempts, worker, timestamps, last error.
 pub fn job(id: &str) -> String {
-    format!("job:{id}")
+    format!("{JOB_PREFIX}{id}")
 }
+
+/// [`job`] for an id read back from a list as bytes: a string pushed by hand need not be
+/// UTF-8, and the worker that claims it looks for a job of that id first.
+pub fn job_of_item(item: &[u8]) -> Vec<u8> {
+    [JOB_PREFIX.as_bytes(), item].concat()
+}
+
+const JOB_PREFIX: &str = "job:";
 
 /// Fleet-wide job counters (processed, failed, dead) for `/metrics`.
 pub const JOB_STATS: &str = "stats:jobs";

@@ -3,14 +3,18 @@
 //! Layout, one file per concern:
 //!
 //! - [`cli`]: subcommands, exit codes; `main.rs` only calls it.
-//! - [`config`]: every setting, from the environment, into one typed struct.
+//! - [`config`]: every setting, from the environment, into one typed struct; its table
+//!   `VARS` is the one home of each variable's name, default, meaning and rule.
 //! - [`telemetry`]: JSON or human log lines.
 //! - [`startup`]: binds, runs and drains the HTTP servers.
 //! - [`shutdown`]: signals and the drain flag behind `/healthz`.
-//! - [`routes`]: the API, one module per feature, and [`error`], its error type.
-//! - [`store`]: Redis calls for requests, bounded in time; [`keys`]: every key name.
+//! - [`routes`]: the API, one module per feature, and [`error`], its error type (`ApiError`,
+//!   made from the Redis layer's error in one place).
+//! - [`store`]: the Redis connection, calls bounded in time, and the Redis layer's error
+//!   (`RedisFailure`) that store, fleet and jobs return; [`keys`]: every key name;
+//!   [`scripts`]: every Lua script, one `.lua` file each, touching only keys passed in.
 //! - [`fleet`]: heartbeats behind `/instances`.
-//! - [`jobs`]: the reliable job queue and `scaleout worker`.
+//! - [`jobs`]: the reliable job queue and `scaleout worker` (with its own error type).
 //! - [`metrics`]: counters and the latency histogram behind `/metrics`.
 //! - [`web`]: the dashboard's static files, for `scaleout web`.
 //! - [`load`]: the load generator that checks sessions, for `scaleout load`.
@@ -26,6 +30,7 @@ pub mod keys;
 pub mod load;
 pub mod metrics;
 pub mod routes;
+pub mod scripts;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

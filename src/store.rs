@@ -12,32 +12,19 @@
 
 use std::time::Duration;
 
+use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use crate::error::ApiError;
-use crate::keys;
 use crate::metrics::Metrics;
+use crate::{keys, scripts};
 
 /// The longest any request waits on Redis before answering 503.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// How often [`Store::keep_warm`] checks the connection.
 const WARM_EVERY: Duration = Duration::from_millis(250);
-
-/// Counts one hit on a session and on the global counter, atomically, in one round trip.
-static HIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local s = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-local g = redis.call('INCR', KEYS[2])
-return {s, g}
-",
-    )
-});
 
 #[derive(Clone)]
 pub struct Store {
@@ -80,7 +67,7 @@ impl Store {
         }
     }
 
-    pub async fn ping(&self) -> Result<(), ApiError> {
+    pub async fn ping(&self) -> Result<(), RedisFailure> {
         let mut conn = self.conn();
         self.bounded("PING", async move {
             redis::cmd("PING").query_async::<String>(&mut conn).await
@@ -90,9 +77,9 @@ impl Store {
     }
 
     /// Returns `(session_count, global_count)` after counting this request.
-    pub async fn hit(&self, sid: &uuid::Uuid, ttl_secs: u64) -> Result<(i64, i64), ApiError> {
+    pub async fn hit(&self, sid: &uuid::Uuid, ttl_secs: u64) -> Result<(i64, i64), RedisFailure> {
         let mut conn = self.conn();
-        let mut call = HIT.prepare_invoke();
+        let mut call = scripts::HIT.prepare_invoke();
         call.key(keys::session(sid))
             .key(keys::GLOBAL_COUNT)
             .arg(ttl_secs);
@@ -103,14 +90,14 @@ impl Store {
         .await
     }
 
-    pub async fn kv_set(&self, key: &str, value: &str) -> Result<(), ApiError> {
+    pub async fn kv_set(&self, key: &str, value: &str) -> Result<(), RedisFailure> {
         let mut conn = self.conn();
         let (k, v) = (keys::kv(key), value.to_owned());
         self.bounded("SET", async move { conn.set::<_, _, ()>(k, v).await })
             .await
     }
 
-    pub async fn kv_get(&self, key: &str) -> Result<Option<String>, ApiError> {
+    pub async fn kv_get(&self, key: &str) -> Result<Option<String>, RedisFailure> {
         let mut conn = self.conn();
         let k = keys::kv(key);
         self.bounded("GET", async move { conn.get(k).await }).await
@@ -118,13 +105,14 @@ impl Store {
 
     /// Runs one Redis call for a request (or a job step) with [`CALL_TIMEOUT`]. A failure
     /// is counted by kind in `/metrics`, logged as its kind deserves (see
-    /// [`Store::failed`]), and becomes the [`ApiError`] its kind maps to. `command` names
-    /// the call in that log line: the Redis command, or the script.
+    /// [`Store::failed`]), and returned as the Redis layer's error: the HTTP boundary
+    /// turns it into an answer, the worker into a backoff. `command` names the call in
+    /// that log line: the Redis command, or the script.
     pub async fn bounded<T>(
         &self,
         command: &'static str,
         call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, RedisFailure> {
         attempt(call)
             .await
             .map_err(|failure| self.failed(command, failure))
@@ -145,11 +133,11 @@ impl Store {
         result
     }
 
-    /// Counts and logs a failed call, and turns it into the API's answer. An outage is
+    /// Counts and logs a failed call, and hands it back. An outage is
     /// logged at debug (every request fails during one; the heartbeat reports it once),
     /// a full Redis at warn, anything else at error: that is a bug or a tampered key, and
     /// nobody would notice otherwise.
-    pub fn failed(&self, command: &'static str, failure: RedisFailure) -> ApiError {
+    pub fn failed(&self, command: &'static str, failure: RedisFailure) -> RedisFailure {
         self.metrics.redis_failed(failure.kind());
         match &failure {
             RedisFailure::Unavailable(error) => {
@@ -162,7 +150,7 @@ impl Store {
                 tracing::error!(command, error, "redis command failed");
             }
         }
-        ApiError::from(failure)
+        failure
     }
 }
 
@@ -195,18 +183,22 @@ impl Background {
     }
 }
 
-/// Why a Redis call failed, in the kinds callers must treat differently. The one place
-/// that maps them to HTTP answers is `From<RedisFailure> for ApiError`.
-#[derive(Debug)]
+/// Why a Redis call failed, in the kinds callers must treat differently: the error of the
+/// whole Redis layer (store, fleet, jobs). The one place that maps them to HTTP answers is
+/// `From<RedisFailure> for ApiError`; the worker backs off on any of them.
+#[derive(Debug, thiserror::Error)]
 pub enum RedisFailure {
     /// The connection is down or slow, or Redis said it cannot serve right now (LOADING,
     /// BUSY, MASTERDOWN, READONLY, TRYAGAIN): the same call may well work in a moment.
+    #[error("{0}")]
     Unavailable(String),
     /// Redis is at `maxmemory` and refused a write (OOM). Reads still work; writes do
     /// once memory is freed or raised.
+    #[error("{0}")]
     OutOfMemory(String),
     /// Anything else: WRONGTYPE, a script error, a reply we cannot read. Retrying will not
     /// help; it is a bug or a key changed by hand.
+    #[error("{0}")]
     Other(String),
 }
 
@@ -253,14 +245,6 @@ impl From<redis::RedisError> for RedisFailure {
                 Self::Unavailable(text)
             }
             _ => Self::Other(text),
-        }
-    }
-}
-
-impl std::fmt::Display for RedisFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unavailable(e) | Self::OutOfMemory(e) | Self::Other(e) => f.write_str(e),
         }
     }
 }

@@ -12,7 +12,6 @@
 //! jittered delay ([`Backoff`]) instead of retrying hot, and the worker carries on once
 //! Redis answers. SIGTERM stops claiming, lets the current job finish, and exits 0.
 
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -22,11 +21,10 @@ use tokio::sync::watch;
 use super::queue::{self, Claim, Consumer, Outcome};
 use super::{Limits, jitter, retry_delay};
 use crate::config::Settings;
-use crate::error::ApiError;
 use crate::fleet::{Member, now_ms};
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Drain};
-use crate::store::Store;
+use crate::store::{RedisFailure, Store};
 
 /// How often each worker runs the reclaimer and requeues due retries.
 const UPKEEP: Duration = Duration::from_secs(1);
@@ -34,13 +32,21 @@ const UPKEEP: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
+/// Why the worker, or one step of its loop, failed: its own error, apart from the API's.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// `REDIS_URL` cannot be used: the worker cannot start.
+    #[error("REDIS_URL: {0}")]
+    RedisUrl(#[source] redis::RedisError),
+    /// A step failed on Redis: the loop backs off, registers again and carries on.
+    #[error(transparent)]
+    Redis(#[from] RedisFailure),
+}
+
 /// Runs the worker until SIGTERM or SIGINT, then finishes the current job and leaves.
-pub async fn run(settings: Settings) -> io::Result<()> {
-    let invalid = |e: redis::RedisError| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("REDIS_URL: {e}"))
-    };
-    let store =
-        Store::connect_lazy(&settings.redis_url, Arc::new(Metrics::default())).map_err(invalid)?;
+pub async fn run(settings: Settings) -> Result<(), WorkerError> {
+    let store = Store::connect_lazy(&settings.redis_url, Arc::new(Metrics::default()))
+        .map_err(WorkerError::RedisUrl)?;
     let limits = Limits::from_settings(&settings);
     let consumer = Consumer::new(
         &settings.redis_url,
@@ -48,7 +54,7 @@ pub async fn run(settings: Settings) -> io::Result<()> {
         limits,
         store.clone(),
     )
-    .map_err(invalid)?;
+    .map_err(WorkerError::RedisUrl)?;
     let drain = Drain::default();
     let member = Arc::new(Member {
         name: settings.instance_name.clone(),
@@ -144,7 +150,7 @@ impl Worker {
         }
     }
 
-    async fn register(&mut self) -> Result<(), ApiError> {
+    async fn register(&mut self) -> Result<(), WorkerError> {
         // Beat first: the reclaimer forgets consumers without a heartbeat.
         self.member.beat(&self.store).await?;
         let returned = self.consumer.register().await?;
@@ -160,14 +166,14 @@ impl Worker {
 
     /// The next claimed job; `None` if the queue stayed empty for a while, or if a stop
     /// was asked for meanwhile (then the item taken is requeued on the way out).
-    async fn next(&mut self) -> Result<Option<Claim>, ApiError> {
+    async fn next(&mut self) -> Result<Option<Claim>, WorkerError> {
         let Some(item) = self.consumer.take().await? else {
             return Ok(None);
         };
         if self.stopping() {
             return Ok(None);
         }
-        self.consumer.claim(&item).await
+        Ok(self.consumer.claim(&item).await?)
     }
 
     async fn process(&mut self, claim: Claim) {
