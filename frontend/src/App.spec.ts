@@ -119,6 +119,38 @@ describe('App', () => {
     expect(wrapper.get('[data-testid="api-banner"]').text()).toContain('/api/jobs: no such route (HTTP 404)')
   })
 
+  it('shows the Redis tier quietly as not available when the API has no /redis (404)', async () => {
+    wrapper = mount(App)
+    await vi.advanceTimersByTimeAsync(0)
+    await flushPromises()
+    expect(servedBy()).toBe('app-1')
+    expect(wrapper.get('[data-testid="redis-unavailable"]').text()).toContain('Redis tier: not available')
+    expect(wrapper.find('[data-testid="api-banner"]').exists()).toBe(false)
+  })
+
+  it('shows the Redis primary when the API has /redis', async () => {
+    const fallback = vi.mocked(fetch).getMockImplementation()!
+    vi.mocked(fetch).mockImplementation(async (input, init) => {
+      if (String(input) !== '/api/redis') return fallback(input, init)
+      return jsonResponse({
+        served_by: 'app-1',
+        mode: 'standalone',
+        master_name: null,
+        primary: '127.0.0.1:6379',
+        primary_reachable: true,
+        on_primary: true,
+        replicas: [],
+        sentinels: [],
+        last_failover_ms: null,
+        wait_replicas: 0,
+      })
+    })
+    wrapper = mount(App)
+    await vi.advanceTimersByTimeAsync(0)
+    await flushPromises()
+    expect(wrapper.get('[data-testid="redis-standalone"]').text()).toContain('standalone Redis at 127.0.0.1:6379')
+  })
+
   it('stops polling while the tab is hidden', async () => {
     wrapper = mount(App)
     await vi.advanceTimersByTimeAsync(0)
