@@ -79,7 +79,7 @@ describe('RedisPanel', () => {
     }
     const w = mount(RedisPanel, { props: { tier: standalone, unavailable: false, now: NOW } })
     const line = w.get('[data-testid="redis-standalone"]')
-    expect(line.text()).toContain('standalone Redis at 127.0.0.1:6379')
+    expect(line.text()).toBe('standalone Redis at 127.0.0.1:6379 reachable')
     expect(line.get('.badge').text()).toBe('reachable')
     expect(w.find('[data-testid="redis-sentinels"]').exists()).toBe(false)
   })
