@@ -25,5 +25,3 @@ export function useRedis(options: RedisOptions) {
   const unavailable = computed(() => poller.data.value?.available === false)
   return { ...poller, tier, unavailable }
 }
-
-export type RedisState = ReturnType<typeof useRedis>
