@@ -18,7 +18,7 @@ use ntex::time::Seconds;
 use ntex::web::{self, App};
 
 use crate::config::Settings;
-use crate::fleet::{Member, now_ms};
+use crate::fleet::{Member, Role, now_ms};
 use crate::metrics::{Metrics, Track};
 use crate::routes::{self, AppState};
 use crate::shutdown::{self, Drain};
@@ -73,7 +73,7 @@ impl Application {
         };
         let member = Member {
             name: settings.instance_name.clone(),
-            role: "app",
+            role: Role::App,
             started_at: now_ms(),
             handled: metrics.handled.clone(),
             draining: drain.flag(),

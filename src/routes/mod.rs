@@ -1,6 +1,8 @@
 //! The HTTP API of `scaleout app`, one file per feature. Paths are as the app sees them;
 //! Traefik strips the `/api` prefix the browser uses.
 
+#[cfg(test)]
+mod contract;
 mod fleet;
 mod health;
 mod jobs;
