@@ -63,6 +63,7 @@ pub struct Member {
     pub draining: Arc<AtomicBool>,
 }
 
+/// One live process, as `/instances` shows it. Timestamps are unix ms.
 #[derive(Debug, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Instance {

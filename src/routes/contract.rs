@@ -84,7 +84,7 @@ fn render(types: &[Declared]) -> String {
          import type { Shape } from './decode'\n",
     );
     for t in types {
-        let _ = write!(out, "\n{}export {}\n", t.docs, t.decl);
+        let _ = write!(out, "\n{}export {}\n", t.docs, pretty(&t.decl));
     }
     out.push_str("\n/** Every type by name: what `decode(name, ...)` returns. */\nexport interface ApiTypes {\n");
     for t in types {
@@ -98,6 +98,37 @@ fn render(types: &[Declared]) -> String {
         let _ = writeln!(out, "  {}: {},", t.name, shape(&t.inline, &names));
     }
     out.push_str("} as const satisfies Record<keyof ApiTypes, Shape>\n");
+    out
+}
+
+/// ts-rs writes an object type on one line with its field docs inlined: one field a line,
+/// each doc on one line, reads better.
+fn pretty(decl: &str) -> String {
+    let Some((head, body)) = decl.split_once("= {") else {
+        return decl.to_owned();
+    };
+    let body = body.trim_end().strip_suffix("};").expect("an object type");
+    let mut out = format!("{head}= {{\n");
+    for part in split_top(body).into_iter().map(str::trim) {
+        let (doc, field) = part.rsplit_once("*/").unwrap_or(("", part));
+        let doc: Vec<&str> = doc
+            .lines()
+            .map(|l| {
+                l.trim()
+                    .trim_start_matches("/**")
+                    .trim_start_matches('*')
+                    .trim()
+            })
+            .filter(|l| !l.is_empty())
+            .collect();
+        if !doc.is_empty() {
+            let _ = writeln!(out, "  /** {} */", doc.join(" "));
+        }
+        if !field.trim().is_empty() {
+            let _ = writeln!(out, "  {},", field.trim());
+        }
+    }
+    out.push_str("};");
     out
 }
 
@@ -140,10 +171,18 @@ fn field(ty: &str, names: &[&str]) -> String {
     }
 }
 
-/// Splits an object body at its fields' commas, not at commas nested in `<>` or `{}`.
+/// Splits an object body at its fields' commas, not at commas nested in `<>` or `{}` or
+/// inside a doc comment.
 fn split_top(body: &str) -> Vec<&str> {
-    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    let (mut parts, mut depth, mut start, mut skip_to) = (Vec::new(), 0i32, 0, 0);
     for (i, c) in body.char_indices() {
+        if i < skip_to {
+            continue;
+        }
+        if body[i..].starts_with("/*") {
+            skip_to = i + body[i..].find("*/").expect("closed comment") + 2;
+            continue;
+        }
         match c {
             '<' | '{' | '(' => depth += 1,
             '>' | '}' | ')' => depth -= 1,
@@ -209,7 +248,7 @@ fn schema_reads_every_form_the_api_uses() {
     let names = ["Job"];
     assert_eq!(
         shape(
-            "{ /** doc */ a: string, b?: Job, c: Array<Job>, d: number | null, }",
+            "{ /** doc, with a comma */ a: string, b?: Job, c: Array<Job>, d: number | null, }",
             &names
         ),
         "{ fields: { a: 'string', b: { optional: { ref: 'Job' } }, c: { array: { ref: 'Job' } }, d: { nullable: 'number' } } }"

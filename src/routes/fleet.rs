@@ -7,6 +7,7 @@ use super::{AppState, ok};
 use crate::error::ApiError;
 use crate::fleet::{self, Instance};
 
+/// The answer of `GET /instances`.
 #[derive(Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(rename = "InstancesResponse"))]
 pub(super) struct Fleet<'a> {
