@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use ntex::http::RequestHead;
 use ntex::service::{Middleware, Service, ServiceCtx, cfg::SharedCfg};
+use ntex::web::guard::Guard;
 use ntex::web::{WebRequest, WebResponse};
 use std::sync::Arc;
 
@@ -134,6 +136,17 @@ pub fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: impl s
 /// scan of random paths cannot blow up the metric's cardinality.
 #[derive(Clone, Copy)]
 pub struct RouteLabel(pub &'static str);
+
+/// A guard that always admits. The router asks a resource's guards only after its pattern
+/// matched the path, so this runs for exactly the resource that takes the request, before
+/// its routes and its 405, and marks the request there. (A resource filter or middleware
+/// would do the same, but their service chain made the release binary 24 KiB larger.)
+impl Guard for RouteLabel {
+    fn check(&self, head: &RequestHead) -> bool {
+        head.extensions_mut().insert(*self);
+        true
+    }
+}
 
 /// Middleware that times every request and records it in [`Metrics`].
 pub struct Track(pub Arc<Metrics>);

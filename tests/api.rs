@@ -357,12 +357,21 @@ async fn metrics_label_requests_with_the_route_that_matched() {
     ] {
         send(app.addr(), method, path, None, None).await.unwrap();
     }
+    // Two requests on one connection: the second matched no route and must not inherit
+    // the first one's label.
+    http::raw(
+        app.addr(),
+        b"GET /kv/missing HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let text = String::from_utf8(get(app.addr(), "/metrics").await.body).unwrap();
     for series in [
-        "{route=\"/kv/{key}\",status=\"404\"} 1",
+        "{route=\"/kv/{key}\",status=\"404\"} 2",
         "{route=\"/jobs/{id}\",status=\"404\"} 1",
         "{route=\"/jobs\",status=\"405\"} 1",
-        "{route=\"other\",status=\"404\"} 3",
+        "{route=\"other\",status=\"404\"} 4",
     ] {
         assert!(
             text.contains(&format!("scaleout_http_requests_total{series}")),

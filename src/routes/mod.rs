@@ -13,8 +13,7 @@ mod session;
 
 use std::sync::Arc;
 
-use ntex::service::fn_service;
-use ntex::web::{self, DefaultError, HttpResponse, ServiceConfig, WebRequest, WebServiceFactory};
+use ntex::web::{self, DefaultError, HttpResponse, ServiceConfig, WebServiceFactory};
 
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -62,8 +61,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// One path and its routes. It answers 405 (as JSON) for methods it lacks, and marks each
-/// request it matches with its pattern: the label of the request metrics, so that the
-/// router is the one list of routes and metrics cannot name one it does not have.
+/// request it takes with its pattern ([`RouteLabel`], a guard): the label of the request
+/// metrics, so the router is the one list of routes and metrics cannot name another.
 fn resource<const N: usize>(
     path: &'static str,
     routes: [web::Route<DefaultError>; N],
@@ -71,12 +70,7 @@ fn resource<const N: usize>(
     web::resource(path)
         .route(routes)
         .default_service(web::to(method_not_allowed))
-        .filter(fn_service(
-            move |req: WebRequest<DefaultError>| async move {
-                req.extensions_mut().insert(RouteLabel(path));
-                Ok(req)
-            },
-        ))
+        .guard(RouteLabel(path))
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
