@@ -31,15 +31,15 @@ function obj(u: unknown, what: string): Obj {
 }
 
 /** What a field should be, in words, for error messages. */
-function describe(f: Field): string {
+function expected(f: Field): string {
   if (typeof f === 'string') return `a ${f}`
   if ('ref' in f) {
     const s: Shape = schema[f.ref]
     return 'oneOf' in s ? `one of ${s.oneOf.map((v) => `"${v}"`).join(', ')}` : `a ${f.ref}`
   }
   if ('array' in f) return 'an array'
-  if ('nullable' in f) return `${describe(f.nullable)} or null`
-  return describe(f.optional)
+  if ('nullable' in f) return `${expected(f.nullable)} or null`
+  return expected(f.optional)
 }
 
 /**
@@ -53,7 +53,7 @@ function lenientId(key: string, f: Field, v: unknown): unknown {
 /** Checks value `v` of field `key` against `f`; returns it, with nested objects decoded. */
 function value(key: string, f: Field, v: unknown): unknown {
   const wrong = (): never => {
-    throw new DecodeError(`field "${key}" should be ${describe(f)}`)
+    throw new DecodeError(`field "${key}" should be ${expected(f)}`)
   }
   if (typeof f === 'string') {
     v = lenientId(key, f, v)
