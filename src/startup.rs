@@ -18,6 +18,7 @@ use ntex::time::Seconds;
 use ntex::web::{self, App};
 
 use crate::config::Settings;
+use crate::error::ErrorBody;
 use crate::fleet::{Member, Role, now_ms};
 use crate::metrics::{Metrics, Track};
 use crate::routes::{self, AppState};
@@ -206,5 +207,5 @@ async fn json_protocol_errors<F: Filter, E: ResponseError>(
         ),
         _ => return Ok(err.ack()),
     };
-    Ok(err.fail_with(Response::build(status).json(&serde_json::json!({ "error": message }))))
+    Ok(err.fail_with(Response::build(status).json(&ErrorBody { error: message })))
 }
