@@ -54,7 +54,7 @@
       # fixed-output derivation `frontend` below. .ci/nix-check rebuilds the
       # frontend twice and fails, printing the new value, when this is stale.
       # Refresh with: .ci/nix-check --update-frontend-hash
-      frontendDistHash = "sha256-hVn2+x/MoWI7AecvwaeLRpflD1+ZW4+Cy77JszSX9WE="; # frontend-dist-hash
+      frontendDistHash = "sha256-cEcyVxsLm45LciQ6ag+59NmD9euurmUQU/GiXp2y8f8="; # frontend-dist-hash
 
       webRoot = "/srv/www";
 
