@@ -101,35 +101,38 @@ fn render(types: &[Declared]) -> String {
     out
 }
 
-/// ts-rs writes an object type on one line with its field docs inlined: one field a line,
-/// each doc on one line, reads better.
+/// ts-rs writes each field doc as a multi-line block in the middle of a one-line type;
+/// here each doc shrinks to one `/** ... */` before its field, and the type stays on one
+/// line (a line per field would make same-shaped types look like copies of each other).
 fn pretty(decl: &str) -> String {
     let Some((head, body)) = decl.split_once("= {") else {
         return decl.to_owned();
     };
     let body = body.trim_end().strip_suffix("};").expect("an object type");
-    let mut out = format!("{head}= {{\n");
-    for part in split_top(body).into_iter().map(str::trim) {
-        let (doc, field) = part.rsplit_once("*/").unwrap_or(("", part));
-        let doc: Vec<&str> = doc
-            .lines()
-            .map(|l| {
-                l.trim()
-                    .trim_start_matches("/**")
-                    .trim_start_matches('*')
-                    .trim()
-            })
-            .filter(|l| !l.is_empty())
-            .collect();
-        if !doc.is_empty() {
-            let _ = writeln!(out, "  /** {} */", doc.join(" "));
-        }
-        if !field.trim().is_empty() {
-            let _ = writeln!(out, "  {},", field.trim());
-        }
-    }
-    out.push_str("};");
-    out
+    let fields: Vec<String> = split_top(body)
+        .into_iter()
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (doc, field) = part.rsplit_once("*/").unwrap_or(("", part));
+            let doc: Vec<&str> = doc
+                .lines()
+                .map(|l| {
+                    l.trim()
+                        .trim_start_matches("/**")
+                        .trim_start_matches('*')
+                        .trim()
+                })
+                .filter(|l| !l.is_empty())
+                .collect();
+            if doc.is_empty() {
+                field.trim().to_owned()
+            } else {
+                format!("/** {} */ {}", doc.join(" "), field.trim())
+            }
+        })
+        .collect();
+    format!("{head}= {{ {} }};", fields.join(", "))
 }
 
 /// A type expression as a `Shape`: an object's fields, or a union of string literals.
