@@ -54,7 +54,7 @@
       # fixed-output derivation `frontend` below. .ci/nix-check rebuilds the
       # frontend twice and fails, printing the new value, when this is stale.
       # Refresh with: .ci/nix-check --update-frontend-hash
-      frontendDistHash = "sha256-t94tSLh+O4UwC9gak4nyKOsExLPoVxAAaXEHJAPzyS0="; # frontend-dist-hash
+      frontendDistHash = "sha256-5QPv0NMLE5qC9xsO6DN6fAAXgSxLV0vHwsB76ycjhU4="; # frontend-dist-hash
 
       webRoot = "/srv/www";
 

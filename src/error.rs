@@ -5,8 +5,16 @@ use std::fmt;
 
 use ntex::http::StatusCode;
 use ntex::web::{DefaultError, HttpRequest, HttpResponse, WebResponseError};
+use serde::Serialize;
 
 use crate::store::RedisFailure;
+
+/// Every error body, of every server: one sentence for a human.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "ErrorResponse"))]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -83,6 +91,8 @@ impl WebResponseError<DefaultError> for ApiError {
         if matches!(self, Self::RedisUnavailable | Self::RedisOutOfMemory) {
             res.header("retry-after", "1");
         }
-        res.json(&serde_json::json!({ "error": self.to_string() }))
+        res.json(&ErrorBody {
+            error: &self.to_string(),
+        })
     }
 }

@@ -28,20 +28,47 @@ fn stale_before(now: u64) -> u64 {
     now.saturating_sub(TTL_MS)
 }
 
+/// What kind of process an entry describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "InstanceRole"))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    App,
+    Worker,
+}
+
+impl Role {
+    /// The name in the heartbeat hash: the same as in JSON.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Worker => "worker",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Self::App, Self::Worker]
+            .into_iter()
+            .find(|role| role.as_str() == s)
+    }
+}
+
 /// What one process says about itself.
 pub struct Member {
     pub name: String,
-    pub role: &'static str,
+    pub role: Role,
     pub started_at: u64,
     /// Requests served (app) or jobs processed (worker).
     pub handled: Arc<AtomicU64>,
     pub draining: Arc<AtomicBool>,
 }
 
+/// One live process, as `/instances` shows it. Timestamps are unix ms.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Instance {
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub started_at: u64,
     pub last_seen: u64,
     pub handled: u64,
@@ -60,7 +87,7 @@ impl Member {
             &key,
             &[
                 ("name", self.name.clone()),
-                ("role", self.role.to_string()),
+                ("role", self.role.as_str().to_owned()),
                 ("started_at", self.started_at.to_string()),
                 ("last_seen", now.to_string()),
                 ("handled", self.handled.load(Ordering::Relaxed).to_string()),
@@ -153,17 +180,20 @@ pub async fn list(store: &Store) -> Result<Vec<Instance>, RedisFailure> {
     let mut fleet: Vec<Instance> = rows
         .into_iter()
         .filter(|fields| !fields.is_empty())
-        .map(Instance::from_fields)
+        .filter_map(Instance::from_fields)
         .collect();
-    fleet.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
+    fleet.sort_by(|a, b| (a.role, &a.name).cmp(&(b.role, &b.name)));
     Ok(fleet)
 }
 
 impl Instance {
-    fn from_fields(fields: Vec<(String, String)>) -> Self {
+    /// `None` for a hash with no known role: no process wrote it, and the API promises
+    /// a role to every entry.
+    fn from_fields(fields: Vec<(String, String)>) -> Option<Self> {
+        let mut role = None;
         let mut it = Instance {
             name: String::new(),
-            role: String::new(),
+            role: Role::App,
             started_at: 0,
             last_seen: 0,
             handled: 0,
@@ -172,7 +202,7 @@ impl Instance {
         for (k, v) in fields {
             match k.as_str() {
                 "name" => it.name = v,
-                "role" => it.role = v,
+                "role" => role = Role::parse(&v),
                 "started_at" => it.started_at = v.parse().unwrap_or(0),
                 "last_seen" => it.last_seen = v.parse().unwrap_or(0),
                 "handled" => it.handled = v.parse().unwrap_or(0),
@@ -180,6 +210,7 @@ impl Instance {
                 _ => {}
             }
         }
-        it
+        it.role = role?;
+        Some(it)
     }
 }

@@ -9,7 +9,9 @@
 //! - [`startup`]: binds, runs and drains the HTTP servers.
 //! - [`shutdown`]: signals and the drain flag behind `/healthz`.
 //! - [`routes`]: the API, one module per feature, and [`error`], its error type (`ApiError`,
-//!   made from the Redis layer's error in one place).
+//!   made from the Redis layer's error in one place). Each response body is a Rust type;
+//!   `routes/contract.rs` (a test) writes the dashboard's TypeScript types and decoder
+//!   schema from them.
 //! - [`store`]: the Redis connection, calls bounded in time, and the Redis layer's error
 //!   (`RedisFailure`) that store, fleet and jobs return; [`keys`]: every key name;
 //!   [`scripts`]: every Lua script, one `.lua` file each, touching only keys passed in.

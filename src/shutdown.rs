@@ -8,8 +8,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ntex::web::HttpResponse;
-use serde_json::json;
+use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
+
+/// The body of `/healthz`.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "HealthResponse"))]
+pub struct Health {
+    pub status: HealthStatus,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Wants traffic.
+    Ok,
+    /// Received SIGTERM: route elsewhere.
+    Draining,
+}
 
 /// Whether this process has been asked to stop. Shared by every worker thread.
 #[derive(Clone, Default)]
@@ -28,9 +45,13 @@ impl Drain {
     /// routing here. It never touches Redis: it says whether this process wants traffic.
     pub fn health(&self) -> HttpResponse {
         if self.is_draining() {
-            HttpResponse::ServiceUnavailable().json(&json!({ "status": "draining" }))
+            HttpResponse::ServiceUnavailable().json(&Health {
+                status: HealthStatus::Draining,
+            })
         } else {
-            HttpResponse::Ok().json(&json!({ "status": "ok" }))
+            HttpResponse::Ok().json(&Health {
+                status: HealthStatus::Ok,
+            })
         }
     }
 

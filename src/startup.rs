@@ -18,7 +18,8 @@ use ntex::time::Seconds;
 use ntex::web::{self, App};
 
 use crate::config::Settings;
-use crate::fleet::{Member, now_ms};
+use crate::error::ErrorBody;
+use crate::fleet::{Member, Role, now_ms};
 use crate::metrics::{Metrics, Track};
 use crate::routes::{self, AppState};
 use crate::shutdown::{self, Drain};
@@ -73,7 +74,7 @@ impl Application {
         };
         let member = Member {
             name: settings.instance_name.clone(),
-            role: "app",
+            role: Role::App,
             started_at: now_ms(),
             handled: metrics.handled.clone(),
             draining: drain.flag(),
@@ -206,5 +207,5 @@ async fn json_protocol_errors<F: Filter, E: ResponseError>(
         ),
         _ => return Ok(err.ack()),
     };
-    Ok(err.fail_with(Response::build(status).json(&serde_json::json!({ "error": message }))))
+    Ok(err.fail_with(Response::build(status).json(&ErrorBody { error: message })))
 }

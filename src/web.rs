@@ -22,9 +22,9 @@ use ntex::http::{Method, StatusCode, header};
 use ntex::util::Bytes;
 use ntex::web::{self, App, HttpRequest, HttpResponse, types::State};
 use percent_encoding::percent_decode_str;
-use serde_json::json;
 
 use crate::config::Settings;
+use crate::error::ErrorBody;
 use crate::shutdown::Drain;
 use crate::startup::Application;
 
@@ -131,7 +131,7 @@ async fn healthz(state: State<WebState>) -> HttpResponse {
 }
 
 fn error(status: StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(&json!({ "error": message }))
+    HttpResponse::build(status).json(&ErrorBody { error: message })
 }
 
 async fn serve(req: HttpRequest, state: State<WebState>) -> HttpResponse {

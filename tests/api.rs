@@ -341,6 +341,45 @@ async fn health_readiness_fleet_and_metrics() {
     assert!(text.contains("scaleout_redis_errors_total{kind=\"other\"} 0"));
 }
 
+/// Request metrics carry the pattern of the route the router matched. A path that only
+/// looks like a route (`/jobs/a/b`, a `/kv/` key that is not UTF-8) matched none: `other`.
+#[tokio::test]
+async fn metrics_label_requests_with_the_route_that_matched() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    for (method, path) in [
+        ("GET", "/kv/missing"),
+        ("GET", "/jobs/123"),
+        ("DELETE", "/jobs"),
+        ("GET", "/jobs/a/b"),
+        ("GET", "/kv/%FF"),
+        ("GET", "/etc/passwd"),
+    ] {
+        send(app.addr(), method, path, None, None).await.unwrap();
+    }
+    // Two requests on one connection: the second matched no route and must not inherit
+    // the first one's label.
+    http::raw(
+        app.addr(),
+        b"GET /kv/missing HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(get(app.addr(), "/metrics").await.body).unwrap();
+    for series in [
+        "{route=\"/kv/{key}\",status=\"404\"} 2",
+        "{route=\"/jobs/{id}\",status=\"404\"} 1",
+        "{route=\"/jobs\",status=\"405\"} 1",
+        "{route=\"other\",status=\"404\"} 4",
+    ] {
+        assert!(
+            text.contains(&format!("scaleout_http_requests_total{series}")),
+            "no {series} in\n{text}"
+        );
+    }
+}
+
 /// Each case: what is wrong, the raw request, the expected status.
 fn malformed() -> Vec<(&'static str, Vec<u8>, u16)> {
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nanorand::Rng;
 use redis::AsyncCommands;
-use scaleout::fleet::{Member, now_ms};
+use scaleout::fleet::{Member, Role, now_ms};
 use scaleout::jobs::queue::{self, Consumer, Enqueued, Outcome};
 use scaleout::jobs::{Job, Limits, MAX_NAME, Status};
 use scaleout::keys;
@@ -412,7 +412,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let c = consumer("worker-c", Duration::ZERO).await;
     let member = Member {
         name: "worker-c".into(),
-        role: "worker",
+        role: Role::Worker,
         started_at: now_ms(),
         handled: Arc::default(),
         draining: Arc::default(),

@@ -73,6 +73,7 @@ impl Limits {
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "JobStatus"))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// In the `jobs` list, waiting for a worker.
@@ -100,6 +101,7 @@ impl Status {
 
 /// A job as the API shows it: the public fields of its `job:<id>` hash.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Job {
     pub id: String,
     pub name: String,
@@ -147,6 +149,7 @@ impl Job {
 
 /// How many jobs are where, across the fleet.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Lengths {
     pub queue_length: u64,
     /// Claimed and not yet finished, summed over every worker's processing list.

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::queue::{self, Claim, Consumer, Outcome};
 use super::{Limits, jitter, retry_delay};
 use crate::config::Settings;
-use crate::fleet::{Member, now_ms};
+use crate::fleet::{Member, Role, now_ms};
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Drain};
 use crate::store::{RedisFailure, Store};
@@ -58,7 +58,7 @@ pub async fn run(settings: Settings) -> Result<(), WorkerError> {
     let drain = Drain::default();
     let member = Arc::new(Member {
         name: settings.instance_name.clone(),
-        role: "worker",
+        role: Role::Worker,
         started_at: now_ms(),
         handled: Arc::default(),
         draining: drain.flag(),

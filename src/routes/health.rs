@@ -2,26 +2,49 @@
 //! wants traffic (it turns 503 while draining). `/readyz` also checks Redis.
 
 use ntex::web::{HttpResponse, types::State};
-use serde_json::json;
+use serde::Serialize;
 
 use super::AppState;
+
+/// The body of `/readyz`.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "ReadyResponse"))]
+pub(super) struct Readiness {
+    status: ReadyStatus,
+    /// Why not ready, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ReadyStatus {
+    Ready,
+    /// Received SIGTERM.
+    Draining,
+    /// Redis does not answer.
+    Unavailable,
+}
 
 pub async fn healthz(state: State<AppState>) -> HttpResponse {
     state.drain.health()
 }
 
 pub async fn readyz(state: State<AppState>) -> HttpResponse {
-    let reason = if state.drain.is_draining() {
-        Some(("draining", "shutting down"))
+    let (status, reason) = if state.drain.is_draining() {
+        (ReadyStatus::Draining, "shutting down")
     } else if state.store.ping().await.is_err() {
-        Some(("unavailable", "redis unavailable"))
+        (ReadyStatus::Unavailable, "redis unavailable")
     } else {
-        None
+        return HttpResponse::Ok().json(&Readiness {
+            status: ReadyStatus::Ready,
+            reason: None,
+        });
     };
-    match reason {
-        None => HttpResponse::Ok().json(&json!({ "status": "ready" })),
-        Some((status, reason)) => {
-            HttpResponse::ServiceUnavailable().json(&json!({ "status": status, "reason": reason }))
-        }
-    }
+    HttpResponse::ServiceUnavailable().json(&Readiness {
+        status,
+        reason: Some(reason),
+    })
 }

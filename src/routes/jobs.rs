@@ -2,14 +2,13 @@
 //! client chooses the id), and the status routes. The worker side is [`crate::jobs`].
 
 use ntex::web::{HttpRequest, HttpResponse, types::Payload, types::State};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::params::{self, Query};
 use super::{AppState, ok};
 use crate::error::ApiError;
 use crate::jobs::queue::{self, Enqueued};
-use crate::jobs::{MAX_ID, MAX_NAME, new_id, valid_id};
+use crate::jobs::{Job, Lengths, MAX_ID, MAX_NAME, new_id, valid_id};
 
 /// The body of `POST /jobs`. Both fields optional here, so a missing name gets our own
 /// error sentence rather than serde's.
@@ -46,23 +45,51 @@ pub async fn create(
     submit(&state, &id, name).await
 }
 
+/// The answer of `GET /enqueue` and `POST /jobs`.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "EnqueueResponse"))]
+pub(super) struct Submitted<'a> {
+    /// The job's name.
+    enqueued: &'a str,
+    id: &'a str,
+    queue_length: u64,
+    served_by: &'a str,
+    /// The job that already had this id, when nothing was queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    job: Option<&'a Job>,
+}
+
+/// The answer of `GET /jobs`: the most recent jobs and where all the others are.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "JobsResponse"))]
+pub(super) struct Overview<'a> {
+    jobs: Vec<Job>,
+    #[serde(flatten)]
+    #[cfg_attr(test, ts(flatten))]
+    lengths: Lengths,
+    served_by: &'a str,
+}
+
 /// 202 with the new job, or 200 with the existing one when the id is taken: a client
 /// retrying a request it is unsure about never queues a duplicate.
 async fn submit(state: &AppState, id: &str, name: &str) -> Result<HttpResponse, ApiError> {
+    let served_by = state.instance();
     Ok(match queue::enqueue(&state.store, id, name).await? {
-        Enqueued::New { queue_length } => HttpResponse::Accepted().json(&json!({
-            "enqueued": name,
-            "id": id,
-            "queue_length": queue_length,
-            "served_by": state.instance(),
-        })),
-        Enqueued::Existing { queue_length, job } => ok(&json!({
-            "enqueued": job.name,
-            "id": id,
-            "queue_length": queue_length,
-            "served_by": state.instance(),
-            "job": job,
-        })),
+        Enqueued::New { queue_length } => HttpResponse::Accepted().json(&Submitted {
+            enqueued: name,
+            id,
+            queue_length,
+            served_by,
+            job: None,
+        }),
+        Enqueued::Existing { queue_length, job } => ok(&Submitted {
+            enqueued: &job.name,
+            id,
+            queue_length,
+            served_by,
+            job: Some(&job),
+        }),
     })
 }
 
@@ -76,14 +103,11 @@ pub async fn show(req: HttpRequest, state: State<AppState>) -> Result<HttpRespon
 
 pub async fn list(state: State<AppState>) -> Result<HttpResponse, ApiError> {
     let (jobs, lengths) = queue::overview(&state.store).await?;
-    Ok(ok(&json!({
-        "jobs": jobs,
-        "queue_length": lengths.queue_length,
-        "processing_length": lengths.processing_length,
-        "delayed_length": lengths.delayed_length,
-        "dead_length": lengths.dead_length,
-        "served_by": state.instance(),
-    })))
+    Ok(ok(&Overview {
+        jobs,
+        lengths,
+        served_by: state.instance(),
+    }))
 }
 
 fn checked_id(id: &str) -> Result<&str, ApiError> {

@@ -8,8 +8,10 @@ use super::params::{self, MAX_KEY, Query};
 use super::{AppState, ok};
 use crate::error::ApiError;
 
+/// The answer of every key/value route.
 #[derive(Serialize)]
-struct Entry<'a> {
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "KvResponse"))]
+pub(super) struct Entry<'a> {
     key: &'a str,
     value: &'a str,
     served_by: &'a str,

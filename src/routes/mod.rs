@@ -1,6 +1,8 @@
 //! The HTTP API of `scaleout app`, one file per feature. Paths are as the app sees them;
 //! Traefik strips the `/api` prefix the browser uses.
 
+#[cfg(test)]
+mod contract;
 mod fleet;
 mod health;
 mod jobs;
@@ -11,11 +13,11 @@ mod session;
 
 use std::sync::Arc;
 
-use ntex::web::{self, HttpResponse, ServiceConfig};
+use ntex::web::{self, DefaultError, HttpResponse, ServiceConfig, WebServiceFactory};
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteLabel};
 use crate::shutdown::Drain;
 use crate::store::Store;
 
@@ -36,35 +38,39 @@ impl AppState {
     }
 }
 
-/// Registers every route. Each resource answers 405 (as JSON) for methods it lacks.
+/// Registers every route.
 pub fn configure(cfg: &mut ServiceConfig) {
-    let get = |path: &str, route: web::Route| {
-        web::resource(path)
-            .route(route)
-            .default_service(web::to(method_not_allowed))
-    };
-    cfg.service(get("/", web::get().to(session::index)))
-        .service(get("/healthz", web::get().to(health::healthz)))
-        .service(get("/readyz", web::get().to(health::readyz)))
-        .service(get("/set", web::get().to(kv::set)))
-        .service(get("/get", web::get().to(kv::get)))
-        .service(
-            web::resource("/kv/{key}")
-                .route(web::get().to(kv::get_path))
-                .route(web::put().to(kv::put_path))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(get("/instances", web::get().to(fleet::instances)))
-        .service(get("/enqueue", web::get().to(jobs::enqueue)))
-        .service(
-            web::resource("/jobs")
-                .route(web::get().to(jobs::list))
-                .route(web::post().to(jobs::create))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(get("/jobs/{id}", web::get().to(jobs::show)))
-        .service(get("/metrics", web::get().to(metrics::metrics)))
-        .service(get("/metrics/fleet", web::get().to(metrics::fleet)));
+    cfg.service(resource("/", [web::get().to(session::index)]))
+        .service(resource("/healthz", [web::get().to(health::healthz)]))
+        .service(resource("/readyz", [web::get().to(health::readyz)]))
+        .service(resource("/set", [web::get().to(kv::set)]))
+        .service(resource("/get", [web::get().to(kv::get)]))
+        .service(resource(
+            "/kv/{key}",
+            [web::get().to(kv::get_path), web::put().to(kv::put_path)],
+        ))
+        .service(resource("/instances", [web::get().to(fleet::instances)]))
+        .service(resource("/enqueue", [web::get().to(jobs::enqueue)]))
+        .service(resource(
+            "/jobs",
+            [web::get().to(jobs::list), web::post().to(jobs::create)],
+        ))
+        .service(resource("/jobs/{id}", [web::get().to(jobs::show)]))
+        .service(resource("/metrics", [web::get().to(metrics::metrics)]))
+        .service(resource("/metrics/fleet", [web::get().to(metrics::fleet)]));
+}
+
+/// One path and its routes. It answers 405 (as JSON) for methods it lacks, and marks each
+/// request it takes with its pattern ([`RouteLabel`], a guard): the label of the request
+/// metrics, so the router is the one list of routes and metrics cannot name another.
+fn resource<const N: usize>(
+    path: &'static str,
+    routes: [web::Route<DefaultError>; N],
+) -> impl WebServiceFactory<DefaultError> {
+    web::resource(path)
+        .route(routes)
+        .default_service(web::to(method_not_allowed))
+        .guard(RouteLabel(path))
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

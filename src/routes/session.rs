@@ -10,8 +10,10 @@ use uuid::Uuid;
 use super::AppState;
 use crate::error::ApiError;
 
+/// The answer of `GET /`.
 #[derive(Serialize)]
-struct Visit<'a> {
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "SessionResponse"))]
+pub(super) struct Visit<'a> {
     served_by: &'a str,
     session_id: Uuid,
     session_count: i64,

@@ -48,6 +48,7 @@ describe('decoders', () => {
       jobs: [job, { ...job, id: 7, worker: null, status: 'dead', last_error: 'boom' }],
       queue_length: 1,
       processing_length: 1,
+      delayed_length: 0,
       dead_length: 1,
       served_by: 'app-2',
     })
@@ -55,6 +56,18 @@ describe('decoders', () => {
     expect(res.jobs[1]?.id).toBe('7')
     expect(res.jobs[1]?.worker).toBeNull()
     expect(() => decodeJobs({ ...res, jobs: [{ ...job, status: 'running' }] })).toThrow(/status/)
+  })
+
+  it('checks every field the Rust types declare, delayed_length too', () => {
+    const body = { jobs: [], queue_length: 0, processing_length: 0, delayed_length: 2, dead_length: 0, served_by: 'a' }
+    expect(decodeJobs(body).delayed_length).toBe(2)
+    expect(() => decodeJobs({ ...body, delayed_length: undefined })).toThrow(/delayed_length/)
+  })
+
+  it('decodes the existing job an idempotent enqueue returns', () => {
+    const res = decodeEnqueue({ enqueued: 'a', id: 'j1', queue_length: 0, served_by: 'app-1', job })
+    expect(res.job).toEqual(job)
+    expect(() => decodeEnqueue({ ...res, job: { ...job, attempts: 'x' } })).toThrow(/attempts/)
   })
 
   it('decodes enqueue and key/value answers', () => {

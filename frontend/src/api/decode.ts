@@ -1,20 +1,25 @@
-// Small hand-written decoders: the page never trusts `response.json()` (which is
-// `any`) and a response that drifts from the contract fails loudly and clearly.
-import {
-  JOB_STATUSES,
-  type EnqueueResponse,
-  type Instance,
-  type InstancesResponse,
-  type Job,
-  type JobStatus,
-  type JobsResponse,
-  type KvResponse,
-  type SessionResponse,
-} from './types'
+// Decoders driven by the generated `schema`: the page never trusts `response.json()`
+// (which is `any`), and a response that drifts from the contract fails loudly and clearly.
+// What each response holds is written once, in the Rust types (see generated.ts); this
+// file only knows how to check each kind of field.
+import { schema, type ApiTypes } from './generated'
 
 export class DecodeError extends Error {
   override name = 'DecodeError'
 }
+
+/** One field's type, as generated.ts writes it. */
+export type Field =
+  | 'string'
+  | 'number'
+  | 'boolean'
+  | { readonly ref: keyof ApiTypes }
+  | { readonly array: Field }
+  | { readonly nullable: Field }
+  | { readonly optional: Field }
+
+/** One type: an object's fields, or one of a few strings. */
+export type Shape = { readonly fields: Readonly<Record<string, Field>> } | { readonly oneOf: readonly string[] }
 
 type Obj = Record<string, unknown>
 
@@ -25,120 +30,68 @@ function obj(u: unknown, what: string): Obj {
   return u as Obj
 }
 
-function str(o: Obj, key: string): string {
-  const v = o[key]
-  if (typeof v !== 'string') throw new DecodeError(`field "${key}" should be a string`)
-  return v
-}
-
-function num(o: Obj, key: string): number {
-  const v = o[key]
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new DecodeError(`field "${key}" should be a number`)
-  return v
-}
-
-function bool(o: Obj, key: string): boolean {
-  const v = o[key]
-  if (typeof v !== 'boolean') throw new DecodeError(`field "${key}" should be a boolean`)
-  return v
-}
-
-function strOrNull(o: Obj, key: string): string | null {
-  const v = o[key]
-  if (v === null || v === undefined) return null
-  if (typeof v !== 'string') throw new DecodeError(`field "${key}" should be a string or null`)
-  return v
-}
-
-/** Job ids are strings; a numeric id is accepted and normalised. */
-function id(o: Obj, key: string): string {
-  const v = o[key]
-  if (typeof v === 'string') return v
-  if (typeof v === 'number' && Number.isFinite(v)) return String(v)
-  throw new DecodeError(`field "${key}" should be an id`)
-}
-
-function arr(o: Obj, key: string): unknown[] {
-  const v = o[key]
-  if (!Array.isArray(v)) throw new DecodeError(`field "${key}" should be an array`)
-  return v
-}
-
-function isJobStatus(v: unknown): v is JobStatus {
-  return typeof v === 'string' && (JOB_STATUSES as readonly string[]).includes(v)
-}
-
-export function decodeSession(u: unknown): SessionResponse {
-  const o = obj(u, 'session')
-  return {
-    served_by: str(o, 'served_by'),
-    session_id: str(o, 'session_id'),
-    session_count: num(o, 'session_count'),
-    global_count: num(o, 'global_count'),
-    new_session: bool(o, 'new_session'),
+/** What a field should be, in words, for error messages. */
+function expected(f: Field): string {
+  if (typeof f === 'string') return `a ${f}`
+  if ('ref' in f) {
+    const s: Shape = schema[f.ref]
+    return 'oneOf' in s ? `one of ${s.oneOf.map((v) => `"${v}"`).join(', ')}` : `a ${f.ref}`
   }
+  if ('array' in f) return 'an array'
+  if ('nullable' in f) return `${expected(f.nullable)} or null`
+  return expected(f.optional)
 }
 
-export function decodeInstance(u: unknown): Instance {
-  const o = obj(u, 'instance')
-  const role = o.role
-  if (role !== 'app' && role !== 'worker') throw new DecodeError('field "role" should be "app" or "worker"')
-  return {
-    name: str(o, 'name'),
-    role,
-    started_at: num(o, 'started_at'),
-    last_seen: num(o, 'last_seen'),
-    handled: num(o, 'handled'),
-    draining: bool(o, 'draining'),
+/**
+ * Job ids are strings; a numeric id is accepted and normalised. A decoding policy, not a
+ * shape: it applies to every string field called `id`.
+ */
+function lenientId(key: string, f: Field, v: unknown): unknown {
+  return key === 'id' && f === 'string' && typeof v === 'number' && Number.isFinite(v) ? String(v) : v
+}
+
+/** Checks value `v` of field `key` against `f`; returns it, with nested objects decoded. */
+function value(key: string, f: Field, v: unknown): unknown {
+  const wrong = (): never => {
+    throw new DecodeError(`field "${key}" should be ${expected(f)}`)
   }
-}
-
-export function decodeInstances(u: unknown): InstancesResponse {
-  const o = obj(u, 'instances')
-  return { served_by: str(o, 'served_by'), instances: arr(o, 'instances').map(decodeInstance) }
-}
-
-export function decodeKv(u: unknown): KvResponse {
-  const o = obj(u, 'key/value')
-  return { key: str(o, 'key'), value: str(o, 'value'), served_by: str(o, 'served_by') }
-}
-
-export function decodeEnqueue(u: unknown): EnqueueResponse {
-  const o = obj(u, 'enqueue')
-  return {
-    enqueued: str(o, 'enqueued'),
-    id: id(o, 'id'),
-    queue_length: num(o, 'queue_length'),
-    served_by: str(o, 'served_by'),
+  if (typeof f === 'string') {
+    v = lenientId(key, f, v)
+    if (typeof v !== f || (f === 'number' && !Number.isFinite(v))) wrong()
+    return v
   }
+  if ('nullable' in f) return v === null || v === undefined ? null : value(key, f.nullable, v)
+  if ('optional' in f) return v === undefined ? undefined : value(key, f.optional, v)
+  if ('array' in f) {
+    if (!Array.isArray(v)) wrong()
+    return (v as unknown[]).map((item) => value(key, f.array, item))
+  }
+  const s: Shape = schema[f.ref]
+  if ('oneOf' in s && !(typeof v === 'string' && s.oneOf.includes(v))) wrong()
+  return 'fields' in s ? decodeShape(f.ref, s, v) : v
 }
 
-export function decodeJob(u: unknown): Job {
-  const o = obj(u, 'job')
-  const status = o.status
-  if (!isJobStatus(status)) throw new DecodeError('field "status" is not a known job status')
-  return {
-    id: id(o, 'id'),
-    name: str(o, 'name'),
-    status,
-    attempts: num(o, 'attempts'),
-    worker: strOrNull(o, 'worker'),
-    enqueued_at: num(o, 'enqueued_at'),
-    updated_at: num(o, 'updated_at'),
-    last_error: strOrNull(o, 'last_error'),
+function decodeShape(name: string, s: Shape, u: unknown): unknown {
+  if ('oneOf' in s) return value(name, { ref: name as keyof ApiTypes }, u)
+  const o = obj(u, name)
+  const out: Obj = {}
+  for (const [key, f] of Object.entries(s.fields)) {
+    const v = value(key, f, o[key])
+    if (v !== undefined) out[key] = v
   }
+  return out
 }
 
-export function decodeJobs(u: unknown): JobsResponse {
-  const o = obj(u, 'jobs')
-  return {
-    jobs: arr(o, 'jobs').map(decodeJob),
-    queue_length: num(o, 'queue_length'),
-    processing_length: num(o, 'processing_length'),
-    dead_length: num(o, 'dead_length'),
-    served_by: str(o, 'served_by'),
-  }
+/** Checks `u` against the schema of type `name`; extra fields are dropped. */
+export function decode<K extends keyof ApiTypes>(name: K, u: unknown): ApiTypes[K] {
+  return decodeShape(name, schema[name], u) as ApiTypes[K]
 }
+
+export const decodeSession = (u: unknown) => decode('SessionResponse', u)
+export const decodeInstances = (u: unknown) => decode('InstancesResponse', u)
+export const decodeKv = (u: unknown) => decode('KvResponse', u)
+export const decodeEnqueue = (u: unknown) => decode('EnqueueResponse', u)
+export const decodeJobs = (u: unknown) => decode('JobsResponse', u)
 
 /** The `error` sentence of an error body, if the body has one. */
 export function errorMessage(u: unknown): string | null {

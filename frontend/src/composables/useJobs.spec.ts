@@ -20,6 +20,7 @@ const page = (jobs: Job[]): JobsResponse => ({
   jobs,
   queue_length: jobs.filter((j) => j.status === 'queued').length,
   processing_length: jobs.filter((j) => j.status === 'processing').length,
+  delayed_length: 0,
   dead_length: 0,
   served_by: 'app-1',
 })
