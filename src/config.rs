@@ -14,7 +14,27 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "REDIS_URL",
         "redis://127.0.0.1:6379",
-        "Redis to keep all state in",
+        "Redis to keep all state in (ignored when REDIS_SENTINELS is set)",
+    ),
+    (
+        "REDIS_SENTINELS",
+        "unset",
+        "comma-separated host:port Sentinels; set: follow the primary they name",
+    ),
+    (
+        "REDIS_MASTER_NAME",
+        "scaleout",
+        "the name the Sentinels monitor the primary under",
+    ),
+    (
+        "REDIS_WAIT_REPLICAS",
+        "0",
+        "after each write, WAIT for this many replicas (0: off); fewer acks: 503",
+    ),
+    (
+        "REDIS_WAIT_TIMEOUT_MS",
+        "100",
+        "how long that WAIT may take, in milliseconds (1 to 500)",
     ),
     (
         "LISTEN_ADDR",
@@ -83,6 +103,15 @@ pub enum LogFormat {
 pub struct Settings {
     #[serde(default = "defaults::redis_url")]
     pub redis_url: String,
+    /// Empty: standalone mode on `redis_url`. Parsed by [`Settings::sentinels`].
+    #[serde(default)]
+    pub redis_sentinels: String,
+    #[serde(default = "defaults::redis_master_name")]
+    pub redis_master_name: String,
+    #[serde(default)]
+    pub redis_wait_replicas: u32,
+    #[serde(default = "defaults::redis_wait_timeout_ms")]
+    pub redis_wait_timeout_ms: u64,
     #[serde(default = "defaults::listen_addr")]
     pub listen_addr: SocketAddr,
     #[serde(default = "defaults::instance_name")]
@@ -164,6 +193,18 @@ impl Settings {
                 "JOB_VISIBILITY_SECS must be at least 1",
             ),
             (self.job_dead_max == 0, "JOB_DEAD_MAX must be at least 1"),
+            (
+                self.redis_master_name.is_empty(),
+                "REDIS_MASTER_NAME must not be empty",
+            ),
+            (
+                self.redis_wait_replicas > MAX_WAIT_REPLICAS,
+                "REDIS_WAIT_REPLICAS must be at most 16",
+            ),
+            (
+                !(1..=MAX_WAIT_TIMEOUT_MS).contains(&self.redis_wait_timeout_ms),
+                "REDIS_WAIT_TIMEOUT_MS must be from 1 to 500",
+            ),
         ];
         if let Some((_, msg)) = checks.iter().find(|(bad, _)| *bad) {
             return Err((*msg).to_string());
@@ -173,9 +214,32 @@ impl Settings {
         // fallback to another filter (RUST_LOG).
         redis::IntoConnectionInfo::into_connection_info(self.redis_url.as_str())
             .map_err(|e| format!("REDIS_URL is not a Redis URL ({e})"))?;
+        self.sentinels()?;
         EnvFilter::try_new(&self.rust_log)
             .map_err(|e| format!("RUST_LOG is not a valid filter ({e})"))?;
         Ok(())
+    }
+
+    /// The Sentinels to ask for the primary, as `host:port`; empty in standalone mode.
+    /// The error names the variable and the entry that is not a `host:port`.
+    pub fn sentinels(&self) -> Result<Vec<String>, String> {
+        if self.redis_sentinels.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        self.redis_sentinels
+            .split(',')
+            .map(str::trim)
+            .map(|entry| match entry.rsplit_once(':') {
+                Some((host, port))
+                    if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+                {
+                    Ok(entry.to_string())
+                }
+                _ => Err(format!(
+                    "REDIS_SENTINELS: '{entry}' is not host:port (a comma-separated list)"
+                )),
+            })
+            .collect()
     }
 
     pub fn drain(&self) -> Duration {
@@ -192,6 +256,12 @@ impl Settings {
     }
 }
 
+/// A WAIT for more replicas than this is a typo: nobody runs that many.
+const MAX_WAIT_REPLICAS: u32 = 16;
+/// WAIT runs inside a request, whose Redis calls are bounded by `store::CALL_TIMEOUT`
+/// (800 ms): the write and its WAIT must fit in it.
+const MAX_WAIT_TIMEOUT_MS: u64 = 500;
+
 mod defaults {
     use super::LogFormat;
     use std::net::SocketAddr;
@@ -199,6 +269,12 @@ mod defaults {
 
     pub fn redis_url() -> String {
         "redis://127.0.0.1:6379".into()
+    }
+    pub fn redis_master_name() -> String {
+        "scaleout".into()
+    }
+    pub fn redis_wait_timeout_ms() -> u64 {
+        100
     }
     pub fn listen_addr() -> SocketAddr {
         SocketAddr::from(([0, 0, 0, 0], 8080))
@@ -264,6 +340,23 @@ mod tests {
         assert_eq!(s.listen_addr.port(), 8080);
         assert_eq!(s.drain_secs, 5);
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.sentinels().unwrap(), Vec::<String>::new());
+        assert_eq!(s.redis_master_name, "scaleout");
+        assert_eq!(s.redis_wait_replicas, 0);
+        assert_eq!(s.redis_wait_timeout_ms, 100);
+    }
+
+    #[test]
+    fn sentinels_are_a_list() {
+        let s = Settings::from_vars(vars(&[(
+            "REDIS_SENTINELS",
+            "127.0.0.1:26379, sentinel-2:26379",
+        )]))
+        .unwrap();
+        assert_eq!(
+            s.sentinels().unwrap(),
+            ["127.0.0.1:26379", "sentinel-2:26379"]
+        );
     }
 
     #[test]
@@ -276,6 +369,14 @@ mod tests {
             ("REDIS_URL", "http://127.0.0.1:6379"),
             ("REDIS_URL", "not a url"),
             ("RUST_LOG", "info,scaleout=loud"),
+            ("REDIS_SENTINELS", "127.0.0.1"),
+            ("REDIS_SENTINELS", "127.0.0.1:26379,:26380"),
+            ("REDIS_SENTINELS", "127.0.0.1:99999"),
+            ("REDIS_MASTER_NAME", ""),
+            ("REDIS_WAIT_REPLICAS", "-1"),
+            ("REDIS_WAIT_REPLICAS", "17"),
+            ("REDIS_WAIT_TIMEOUT_MS", "0"),
+            ("REDIS_WAIT_TIMEOUT_MS", "900"),
         ] {
             let err = Settings::from_vars(vars(&[(k, v)])).unwrap_err();
             assert!(err.contains(k), "{err}");
