@@ -95,10 +95,10 @@ impl Member {
         .ignore()
         .zrembyscore(keys::INSTANCES, "-inf", stale_before(now))
         .ignore();
-        let mut conn = store.conn();
+        let conn = store.conn();
         store
             .background(Background::Heartbeat, async move {
-                pipe.query_async::<()>(&mut conn).await
+                pipe.query_async::<()>(&mut conn?).await
             })
             .await
     }
@@ -110,11 +110,11 @@ impl Member {
             .ignore()
             .zrem(keys::INSTANCES, &self.name)
             .ignore();
-        let mut conn = store.conn();
+        let conn = store.conn();
         let _ = store
             .bounded(
                 "leave",
-                async move { pipe.query_async::<()>(&mut conn).await },
+                async move { pipe.query_async::<()>(&mut conn?).await },
             )
             .await;
     }
@@ -147,12 +147,12 @@ impl Member {
 /// Every live instance, apps first, then by name.
 pub async fn list(store: &Store) -> Result<Vec<Instance>, ApiError> {
     let cutoff = stale_before(now_ms());
-    let mut conn = store.conn();
+    let conn = store.conn();
     let mut call = LIST.prepare_invoke();
     call.key(keys::INSTANCES).arg(cutoff);
     let rows: Vec<Vec<(String, String)>> = store
         .bounded("instances script", async move {
-            call.invoke_async(&mut conn).await
+            call.invoke_async(&mut conn?).await
         })
         .await?;
     let mut fleet: Vec<Instance> = rows.into_iter().map(Instance::from_fields).collect();

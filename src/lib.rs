@@ -9,6 +9,7 @@
 //! - [`shutdown`]: signals and the drain flag behind `/healthz`.
 //! - [`routes`]: the API, one module per feature, and [`error`], its error type.
 //! - [`store`]: Redis calls for requests, bounded in time; [`keys`]: every key name.
+//! - [`connector`]: where Redis is: one address, or the primary the Sentinels name.
 //! - [`fleet`]: heartbeats behind `/instances`.
 //! - [`jobs`]: the reliable job queue and `scaleout worker`.
 //! - [`metrics`]: counters and the latency histogram behind `/metrics`.
@@ -18,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connector;
 pub mod error;
 pub mod fleet;
 pub mod healthcheck;

@@ -47,7 +47,7 @@ impl Application {
         let (s, m, d) = (settings.clone(), metrics.clone(), drain.clone());
         let server = HttpServer::new(async move || {
             let store =
-                Store::connect_lazy(&s.redis_url, m.clone()).expect("Settings checked REDIS_URL");
+                Store::connect_lazy(&s, m.clone()).expect("Settings checked the redis settings");
             ntex::rt::spawn(store.clone().keep_warm());
             let state = AppState {
                 store,
@@ -68,7 +68,7 @@ impl Application {
             handled: metrics.handled.clone(),
             draining: drain.flag(),
         };
-        let store = Store::connect_lazy(&settings.redis_url, metrics).map_err(io::Error::other)?;
+        let store = Store::connect_lazy(&settings, metrics).map_err(io::Error::other)?;
         Self::start(
             server,
             listener,
@@ -130,9 +130,13 @@ impl Application {
             member,
             ..
         } = self;
-        let heartbeat = member
-            .as_ref()
-            .map(|(m, store)| ntex::rt::spawn(m.clone().run(store.clone())));
+        // The heartbeat's store follows the primary like the workers' stores do.
+        let heartbeat = member.as_ref().map(|(m, store)| {
+            (
+                ntex::rt::spawn(m.clone().run(store.clone())),
+                ntex::rt::spawn(store.clone().keep_warm()),
+            )
+        });
         let signal = tokio::select! {
             result = &mut server => return result,
             signal = shutdown::signalled() => signal,
@@ -157,8 +161,9 @@ impl Application {
         {
             tracing::warn!("server did not report its stop in time; exiting anyway");
         }
-        if let Some(task) = heartbeat {
-            task.cancel();
+        if let Some((beat, keep_warm)) = heartbeat {
+            beat.cancel();
+            keep_warm.cancel();
         }
         if let Some((m, store)) = &member {
             m.leave(store).await;

@@ -12,11 +12,13 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use std::sync::{Arc, LazyLock};
 
+use crate::config::Settings;
+use crate::connector::Connector;
 use crate::error::ApiError;
 use crate::keys;
 use crate::metrics::Metrics;
@@ -26,6 +28,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// How often [`Store::keep_warm`] checks the connection.
 const WARM_EVERY: Duration = Duration::from_millis(250);
+/// The shortest gap between two checks, however many failed calls ask for one.
+const RECHECK_GAP: Duration = Duration::from_millis(50);
 
 /// Counts one hit on a session and on the global counter, atomically, in one round trip.
 static HIT: LazyLock<Script> = LazyLock::new(|| {
@@ -41,49 +45,65 @@ return {s, g}
 
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    connector: Arc<Connector>,
     metrics: Arc<Metrics>,
+    /// `REDIS_WAIT_REPLICAS` and `REDIS_WAIT_TIMEOUT_MS`: see [`Store::replicated`].
+    wait_replicas: u32,
+    wait_timeout_ms: u64,
 }
 
 impl Store {
-    /// Prepares a connection without dialing: the first call connects, so a replica starts
-    /// (and answers `/healthz`) even while Redis is down. Must run inside a tokio runtime.
-    pub fn connect_lazy(url: &str, metrics: Arc<Metrics>) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(250)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(200));
+    /// Prepares the connections without dialing: the first call connects, so a replica
+    /// starts (and answers `/healthz`) even while Redis is down. Must run inside a tokio
+    /// runtime. The error names the variable at fault.
+    pub fn connect_lazy(settings: &Settings, metrics: Arc<Metrics>) -> Result<Self, String> {
         Ok(Self {
-            conn: ConnectionManager::new_lazy_with_config(client, config)?,
+            connector: Arc::new(Connector::new(settings)?),
             metrics,
+            wait_replicas: settings.redis_wait_replicas,
+            wait_timeout_ms: settings.redis_wait_timeout_ms,
         })
     }
 
-    /// A handle for callers that build their own commands (fleet, jobs).
-    pub fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// A connection to the primary, for callers that build their own commands (fleet,
+    /// jobs); an error while no primary is known. Use it inside the bounded future, as
+    /// `&mut conn?`, so that error is counted and answered like any other.
+    pub fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        self.connector.conn()
     }
 
-    /// Pings Redis every [`WARM_EVERY`] for as long as the worker thread runs. A
-    /// `ConnectionManager` notices a lost connection only when a call fails, so without
-    /// this the first request after an outage would fail too; with it, the connection is
-    /// back within a beat of Redis returning, even with no traffic.
+    /// The connection for the worker's blocking BLMOVE (see [`Connector::blocking`]).
+    pub fn blocking(&self) -> redis::RedisResult<ConnectionManager> {
+        self.connector.blocking()
+    }
+
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// Checks the connection every [`WARM_EVERY`], or sooner when a call failed in a way
+    /// that suggests a failover, for as long as the task runs. A `ConnectionManager`
+    /// notices a lost connection only when a call fails, so without this the first request
+    /// after an outage would fail too; with it, the connection is back within a beat of
+    /// Redis returning, even with no traffic. With Sentinels, this is also what follows
+    /// the primary (see [`Connector::check`]).
     pub async fn keep_warm(self) {
         loop {
-            let mut conn = self.conn();
-            let ping = async move { redis::cmd("PING").query_async::<String>(&mut conn).await };
-            let _ = self.background(Background::KeepWarm, ping).await;
-            tokio::time::sleep(WARM_EVERY).await;
+            let check = self.connector.check();
+            let _ = self.background(Background::KeepWarm, check).await;
+            tokio::select! {
+                () = tokio::time::sleep(WARM_EVERY) => {}
+                () = self.connector.suspected() => {}
+            }
+            // However many calls fail, at most one check per RECHECK_GAP.
+            tokio::time::sleep(RECHECK_GAP).await;
         }
     }
 
     pub async fn ping(&self) -> Result<(), ApiError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         self.bounded("PING", async move {
-            redis::cmd("PING").query_async::<String>(&mut conn).await
+            redis::cmd("PING").query_async::<String>(&mut conn?).await
         })
         .await?;
         Ok(())
@@ -91,29 +111,29 @@ impl Store {
 
     /// Returns `(session_count, global_count)` after counting this request.
     pub async fn hit(&self, sid: &uuid::Uuid, ttl_secs: u64) -> Result<(i64, i64), ApiError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let mut call = HIT.prepare_invoke();
         call.key(keys::session(sid))
             .key(keys::GLOBAL_COUNT)
             .arg(ttl_secs);
-        self.bounded(
+        self.written(
             "hit script",
-            async move { call.invoke_async(&mut conn).await },
+            async move { call.invoke_async(&mut conn?).await },
         )
         .await
     }
 
     pub async fn kv_set(&self, key: &str, value: &str) -> Result<(), ApiError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let (k, v) = (keys::kv(key), value.to_owned());
-        self.bounded("SET", async move { conn.set::<_, _, ()>(k, v).await })
+        self.written("SET", async move { conn?.set::<_, _, ()>(k, v).await })
             .await
     }
 
     pub async fn kv_get(&self, key: &str) -> Result<Option<String>, ApiError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let k = keys::kv(key);
-        self.bounded("GET", async move { conn.get(k).await }).await
+        self.bounded("GET", async move { conn?.get(k).await }).await
     }
 
     /// Runs one Redis call for a request (or a job step) with [`CALL_TIMEOUT`]. A failure
@@ -128,6 +148,40 @@ impl Store {
         attempt(call)
             .await
             .map_err(|failure| self.failed(command, failure))
+    }
+
+    /// Like [`Store::bounded`] for a call that changes state. With `REDIS_WAIT_REPLICAS`
+    /// = N it is followed by `WAIT N REDIS_WAIT_TIMEOUT_MS` on the same connection, and
+    /// succeeds only if N replicas acknowledged it: replication is asynchronous, and a
+    /// write only the primary had is lost when a replica takes over.
+    pub async fn written<T>(
+        &self,
+        command: &'static str,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, ApiError> {
+        // Taken before the call: the connection the write goes out on (WAIT waits for
+        // the replication offset of the connection's own last write).
+        let conn = self.conn();
+        let value = self.bounded(command, call).await?;
+        if self.wait_replicas == 0 {
+            return Ok(value);
+        }
+        let (replicas, timeout_ms) = (self.wait_replicas, self.wait_timeout_ms);
+        let acks: u32 = self
+            .bounded("WAIT", async move {
+                redis::cmd("WAIT")
+                    .arg(replicas)
+                    .arg(timeout_ms)
+                    .query_async(&mut conn?)
+                    .await
+            })
+            .await?;
+        if acks < replicas {
+            self.metrics.not_replicated();
+            tracing::debug!(command, acks, replicas, "write not replicated in time");
+            return Err(ApiError::NotReplicated);
+        }
+        Ok(value)
     }
 
     /// Like [`Store::bounded`] for the background loops (keep-warm, heartbeat): counted
@@ -153,6 +207,8 @@ impl Store {
         self.metrics.redis_failed(failure.kind());
         match &failure {
             RedisFailure::Unavailable(error) => {
+                // READONLY, a lost connection, a timeout: perhaps a failover.
+                self.connector.suspect();
                 tracing::debug!(command, error, "redis unavailable");
             }
             RedisFailure::OutOfMemory(error) => {

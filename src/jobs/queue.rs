@@ -24,8 +24,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, RedisResult, Script};
+use redis::{AsyncCommands, Script};
 
 use super::{FINISHED_TTL, Job, Lengths, Limits, MAX_NAME, RECENT, Stats, new_id};
 use crate::error::ApiError;
@@ -336,7 +335,7 @@ pub enum Enqueued {
 
 /// Creates job `id` named `name` and appends it to the queue.
 pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, ApiError> {
-    let mut conn = store.conn();
+    let conn = store.conn();
     let mut call = ENQUEUE.prepare_invoke();
     call.key(keys::job(id))
         .key(keys::JOBS)
@@ -346,8 +345,8 @@ pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, Ap
         .arg(now_ms())
         .arg(RECENT);
     let (created, queue_length, fields): (u8, u64, Fields) = store
-        .bounded("enqueue script", async move {
-            call.invoke_async(&mut conn).await
+        .written("enqueue script", async move {
+            call.invoke_async(&mut conn?).await
         })
         .await?;
     Ok(if created == 1 {
@@ -362,10 +361,10 @@ pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, Ap
 
 /// One job, if its hash exists.
 pub async fn job(store: &Store, id: &str) -> Result<Option<Job>, ApiError> {
-    let mut conn = store.conn();
+    let conn = store.conn();
     let key = keys::job(id);
     let fields: Fields = store
-        .bounded("HGETALL", async move { conn.hgetall(key).await })
+        .bounded("HGETALL", async move { conn?.hgetall(key).await })
         .await?;
     Ok((!fields.is_empty()).then(|| Job::from_fields(fields)))
 }
@@ -373,13 +372,13 @@ pub async fn job(store: &Store, id: &str) -> Result<Option<Job>, ApiError> {
 /// The most recent jobs, newest first (those whose hash has expired are left out), and
 /// the lengths.
 pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), ApiError> {
-    let mut conn = store.conn();
+    let conn = store.conn();
     let mut call = OVERVIEW.prepare_invoke();
     with_lengths_keys(&mut call);
     call.key(keys::RECENT).arg(keys::job("")).arg(RECENT);
     let (jobs, lengths): (Vec<Fields>, LengthsReply) = store
         .bounded("overview script", async move {
-            call.invoke_async(&mut conn).await
+            call.invoke_async(&mut conn?).await
         })
         .await?;
     let jobs = jobs.into_iter().map(Job::from_fields).collect();
@@ -388,15 +387,14 @@ pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), ApiError> {
 
 /// The fleet-wide counters and lengths.
 pub async fn stats(store: &Store) -> Result<Stats, ApiError> {
-    let mut conn = store.conn();
+    let conn = store.conn();
     let mut call = STATS.prepare_invoke();
     with_lengths_keys(&mut call);
     call.key(keys::JOB_STATS);
     let (counters, lengths): (Vec<Option<u64>>, LengthsReply) = store
-        .bounded(
-            "stats script",
-            async move { call.invoke_async(&mut conn).await },
-        )
+        .bounded("stats script", async move {
+            call.invoke_async(&mut conn?).await
+        })
         .await?;
     let counter = |i: usize| counters.get(i).copied().flatten().unwrap_or(0);
     Ok(Stats {
@@ -429,7 +427,7 @@ fn lengths_from((queue, processing, delayed, dead): LengthsReply) -> Lengths {
 /// ran out: to the queue, or to `jobs:dead` when `limits.max_attempts` is used up. Any
 /// worker may run it at any time. Returns how many were requeued and how many went dead.
 pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), ApiError> {
-    let mut conn = store.conn();
+    let conn = store.conn();
     let mut call = RECLAIM.prepare_invoke();
     call.key(keys::CONSUMERS)
         .key(keys::JOBS)
@@ -442,15 +440,15 @@ pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), ApiEr
         .arg(limits.max_attempts)
         .arg(limits.dead_max);
     store
-        .bounded("reclaim script", async move {
-            call.invoke_async(&mut conn).await
+        .written("reclaim script", async move {
+            call.invoke_async(&mut conn?).await
         })
         .await
 }
 
 /// Moves failed jobs whose retry time has come back to the queue. Any worker may run it.
 pub async fn promote_due(store: &Store) -> Result<u64, ApiError> {
-    let mut conn = store.conn();
+    let conn = store.conn();
     let mut call = PROMOTE.prepare_invoke();
     call.key(keys::DELAYED)
         .key(keys::JOBS)
@@ -458,8 +456,8 @@ pub async fn promote_due(store: &Store) -> Result<u64, ApiError> {
         .arg(keys::job(""))
         .arg(PROMOTE_BATCH);
     store
-        .bounded("promote script", async move {
-            call.invoke_async(&mut conn).await
+        .written("promote script", async move {
+            call.invoke_async(&mut conn?).await
         })
         .await
 }
@@ -489,34 +487,25 @@ pub enum Outcome {
     },
 }
 
-/// One worker's end of the queue: its processing list and its blocking connection.
+/// One worker's end of the queue: its processing list. BLMOVE blocks for up to
+/// [`BLOCK`], longer than a request connection's response timeout, so it goes out on the
+/// store's blocking connection ([`Store::blocking`]).
 pub struct Consumer {
     name: String,
     processing: String,
     limits: Limits,
     store: Store,
-    /// BLMOVE blocks its connection for up to [`BLOCK`], longer than the request
-    /// connection's response timeout, so it gets its own with a longer one.
-    blocking: ConnectionManager,
 }
 
 impl Consumer {
-    /// Prepares the consumer `name` (the worker's instance name) without dialing Redis.
-    pub fn new(redis_url: &str, name: &str, limits: Limits, store: Store) -> RedisResult<Self> {
-        let client = redis::Client::open(redis_url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(BLOCK + Duration::from_secs(1)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(200));
-        Ok(Self {
+    /// Prepares the consumer `name` (the worker's instance name).
+    pub fn new(name: &str, limits: Limits, store: Store) -> Self {
+        Self {
             name: name.to_owned(),
             processing: keys::processing(name),
             limits,
             store,
-            blocking: ConnectionManager::new_lazy_with_config(client, config)?,
-        })
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -532,17 +521,20 @@ impl Consumer {
     /// empty. Call [`Consumer::register`] first, so the reclaimer knows this list, and
     /// follow with [`Consumer::claim`].
     pub async fn take(&self) -> Result<Option<Vec<u8>>, ApiError> {
-        let mut conn = self.blocking.clone();
-        let item = redis::cmd("BLMOVE")
-            .arg(keys::JOBS)
-            .arg(&self.processing)
-            .arg("LEFT")
-            .arg("RIGHT")
-            .arg(BLOCK.as_secs_f64())
-            .query_async(&mut conn)
+        let conn = self.store.blocking();
+        let blmove = async move {
+            redis::cmd("BLMOVE")
+                .arg(keys::JOBS)
+                .arg(&self.processing)
+                .arg("LEFT")
+                .arg("RIGHT")
+                .arg(BLOCK.as_secs_f64())
+                .query_async(&mut conn?)
+                .await
+        };
+        blmove
             .await
-            .map_err(|e| self.store.failed("BLMOVE", e.into()))?;
-        Ok(item)
+            .map_err(|e| self.store.failed("BLMOVE", e.into()))
     }
 
     /// Claims an item [`Consumer::take`] returned: marks its job processing by this worker
@@ -550,7 +542,7 @@ impl Consumer {
     /// item back in between.
     pub async fn claim(&self, item: &[u8]) -> Result<Option<Claim>, ApiError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let mut conn = self.store.conn();
+        let conn = self.store.conn();
         let mut call = CLAIM.prepare_invoke();
         let now = now_ms();
         call.key(&self.processing)
@@ -568,10 +560,9 @@ impl Consumer {
             .arg(now + self.lease_ms());
         let claimed: Option<(String, Vec<u8>, u32)> = self
             .store
-            .bounded(
-                "claim script",
-                async move { call.invoke_async(&mut conn).await },
-            )
+            .written("claim script", async move {
+                call.invoke_async(&mut conn?).await
+            })
             .await?;
         Ok(claimed.map(|(id, name, attempt)| Claim {
             id,
@@ -584,17 +575,16 @@ impl Consumer {
     /// Extends the claim's lease to `limits.lease` from now. `false` means the claim was
     /// lost (the lease ran out and the job was reclaimed): stop working on it.
     pub async fn renew(&self, claim: &Claim) -> Result<bool, ApiError> {
-        let mut conn = self.store.conn();
+        let conn = self.store.conn();
         let mut call = RENEW.prepare_invoke();
         call.key(keys::job(&claim.id))
             .arg(&claim.token)
             .arg(now_ms() + self.lease_ms());
         let renewed: u8 = self
             .store
-            .bounded(
-                "renew script",
-                async move { call.invoke_async(&mut conn).await },
-            )
+            .written("renew script", async move {
+                call.invoke_async(&mut conn?).await
+            })
             .await?;
         Ok(renewed == 1)
     }
@@ -606,7 +596,7 @@ impl Consumer {
     /// Records how an attempt ended. `false` means the claim was lost (the job was
     /// reclaimed) and nothing was recorded: the job will run again elsewhere.
     pub async fn finish(&self, claim: &Claim, outcome: &Outcome) -> Result<bool, ApiError> {
-        let mut conn = self.store.conn();
+        let conn = self.store.conn();
         let mut call = match outcome {
             Outcome::Done => COMPLETE.prepare_invoke(),
             Outcome::Retry { .. } | Outcome::Dead { .. } => FAIL.prepare_invoke(),
@@ -636,8 +626,8 @@ impl Consumer {
         }
         let recorded: u8 = self
             .store
-            .bounded("finish script", async move {
-                call.invoke_async(&mut conn).await
+            .written("finish script", async move {
+                call.invoke_async(&mut conn?).await
             })
             .await?;
         Ok(recorded == 1)
@@ -649,8 +639,9 @@ impl Consumer {
     pub async fn register(&self) -> Result<u64, ApiError> {
         // After an outage the blocking connection's first command fails and starts its
         // reconnect; let that be this PING rather than the next BLMOVE.
-        let mut conn = self.blocking.clone();
-        let _ = redis::cmd("PING").query_async::<()>(&mut conn).await;
+        if let Ok(mut conn) = self.store.blocking() {
+            let _ = redis::cmd("PING").query_async::<()>(&mut conn).await;
+        }
         let why = format!("worker {} lost: it restarted or lost redis", self.name);
         self.return_own(&why, true).await
     }
@@ -662,7 +653,7 @@ impl Consumer {
     }
 
     async fn return_own(&self, why: &str, register: bool) -> Result<u64, ApiError> {
-        let mut conn = self.store.conn();
+        let conn = self.store.conn();
         let mut call = RETURN_OWN.prepare_invoke();
         call.key(&self.processing)
             .key(keys::JOBS)
@@ -677,8 +668,8 @@ impl Consumer {
             .arg(self.limits.max_attempts)
             .arg(self.limits.dead_max);
         self.store
-            .bounded("return script", async move {
-                call.invoke_async(&mut conn).await
+            .written("return script", async move {
+                call.invoke_async(&mut conn?).await
             })
             .await
     }

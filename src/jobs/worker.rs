@@ -36,19 +36,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Runs the worker until SIGTERM or SIGINT, then finishes the current job and leaves.
 pub async fn run(settings: Settings) -> io::Result<()> {
-    let invalid = |e: redis::RedisError| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("REDIS_URL: {e}"))
-    };
-    let store =
-        Store::connect_lazy(&settings.redis_url, Arc::new(Metrics::default())).map_err(invalid)?;
+    let store = Store::connect_lazy(&settings, Arc::new(Metrics::default()))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let limits = Limits::from_settings(&settings);
-    let consumer = Consumer::new(
-        &settings.redis_url,
-        &settings.instance_name,
-        limits,
-        store.clone(),
-    )
-    .map_err(invalid)?;
+    let consumer = Consumer::new(&settings.instance_name, limits, store.clone());
     let drain = Drain::default();
     let member = Arc::new(Member {
         name: settings.instance_name.clone(),
@@ -68,6 +59,7 @@ pub async fn run(settings: Settings) -> io::Result<()> {
         let _ = stop_tx.send(true);
     });
     let heartbeat = ntex::rt::spawn(member.clone().run(store.clone()));
+    let keep_warm = ntex::rt::spawn(store.clone().keep_warm());
     let upkeep = ntex::rt::spawn(upkeep(store.clone(), limits));
     tracing::info!(
         instance = %settings.instance_name,
@@ -88,6 +80,7 @@ pub async fn run(settings: Settings) -> io::Result<()> {
     worker.run().await;
     upkeep.cancel();
     heartbeat.cancel();
+    keep_warm.cancel();
     signals.cancel();
     match worker.consumer.retire().await {
         Ok(0) => {}
