@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use nanorand::Rng;
 use redis::AsyncCommands;
+use scaleout::config::Settings;
 use scaleout::fleet::{Member, now_ms};
 use scaleout::jobs::queue::{self, Consumer, Enqueued, Outcome};
 use scaleout::jobs::{Job, Limits, MAX_NAME, Status};
@@ -44,7 +45,9 @@ async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Opt
 
 /// The test's own handle on the queue, through the library.
 fn store(redis: &Redis) -> Store {
-    Store::connect_lazy(&redis.url(), Arc::new(Metrics::default())).expect("a redis url")
+    let settings = Settings::from_vars([("REDIS_URL".to_string(), redis.url())].into_iter())
+        .expect("a redis url");
+    Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
 }
 
 /// A worker process with short simulated work unless `extra` says otherwise.
@@ -359,7 +362,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     };
     let consumer = async |name: &str, lease: Duration| {
         let limits = Limits { lease, ..limits };
-        let consumer = Consumer::new(&url, name, limits, store.clone()).unwrap();
+        let consumer = Consumer::new(name, limits, store.clone());
         consumer.register().await.unwrap();
         consumer
     };
@@ -472,7 +475,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
         max_attempts: 1,
         ..limits
     };
-    let g = Consumer::new(&url, "worker-g", once, store.clone()).unwrap();
+    let g = Consumer::new("worker-g", once, store.clone());
     g.register().await.unwrap();
     let other = enqueue(&store, "other").await;
     let item = g.take().await.unwrap().expect("an item");
