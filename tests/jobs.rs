@@ -353,7 +353,6 @@ async fn nothing_is_lost_across_200_jobs_with_two_workers_and_random_kills() {
 async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let redis = Redis::start();
     let store = store(&redis);
-    let url = redis.url();
     let hour = Duration::from_secs(3600);
     let limits = Limits {
         lease: hour,
@@ -484,7 +483,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let lost = job(&store, &other).await;
     assert_eq!(lost.status, Status::Dead);
     assert!(lost.last_error.unwrap().contains("worker-g lost"));
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [other, id]);
     assert_eq!(redis.int(&["LLEN", "jobs"]), 0);
@@ -530,7 +529,7 @@ async fn a_failing_job_retries_with_backoff_then_goes_dead() {
         (&Value::from(id.as_str()), &Value::from(3))
     );
 
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [id]);
     let stats = queue::stats(&store).await.unwrap();
@@ -784,7 +783,7 @@ async fn a_job_whose_worker_is_killed_on_every_attempt_goes_dead_after_the_last(
         error.contains("worker-a") && error.contains("lost"),
         "{error}"
     );
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [id.as_str()]);
     assert_eq!(redis.int(&["LLEN", "jobs"]), 0, "not claimed a 4th time");
@@ -883,7 +882,7 @@ async fn the_dead_list_is_bounded_and_keeps_the_details_of_what_it_lists() {
     })
     .await;
 
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [ids[2].clone(), ids[1].clone()], "newest first");
     assert!(
