@@ -46,7 +46,7 @@ load: release ## 10 s of load through Traefik, sessions checked (URL=...)
 	$(BIN) load --url $(URL) --concurrency 32 --duration 10s
 
 # ---- Host mode: the same stack on loopback, no Docker
-local: release frontend ## run the whole stack on loopback with N replicas (Ctrl-C stops it)
+local: release frontend ## the whole stack on loopback, N replicas; HA=1: Redis primary, 2 replicas, 3 Sentinels
 	tests/stack/local.sh up $(N)
 
 local-scale: ## scale a running host-mode stack to N replicas
