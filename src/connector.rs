@@ -222,6 +222,27 @@ impl Connector {
         Ok(())
     }
 
+    /// Each configured Sentinel and whether it answers PING now (none in standalone).
+    pub async fn sentinels_up(&self) -> Vec<(String, bool)> {
+        let Source::Sentinels { sentinels, .. } = &self.source else {
+            return Vec::new();
+        };
+        let mut up = Vec::with_capacity(sentinels.len());
+        for addr in sentinels {
+            let ping = async {
+                let client = redis::Client::open(format!("redis://{addr}"))?;
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<()>(&mut conn).await
+            };
+            let answered = matches!(
+                tokio::time::timeout(SENTINEL_TIMEOUT, ping).await,
+                Ok(Ok(()))
+            );
+            up.push((addr.clone(), answered));
+        }
+        up
+    }
+
     pub fn view(&self) -> View {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
         let (mode, sentinels, master_name) = match &self.source {

@@ -152,6 +152,7 @@ fn route_label(path: &str) -> &'static str {
         "/set" => "/set",
         "/get" => "/get",
         "/instances" => "/instances",
+        "/redis" => "/redis",
         "/metrics" => "/metrics",
         "/metrics/fleet" => "/metrics/fleet",
         "/enqueue" => "/enqueue",

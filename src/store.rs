@@ -109,6 +109,18 @@ impl Store {
         Ok(())
     }
 
+    /// The primary's `INFO replication` text (its replicas and their offsets).
+    pub async fn replication_info(&self) -> Result<String, ApiError> {
+        let conn = self.conn();
+        self.bounded("INFO", async move {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut conn?)
+                .await
+        })
+        .await
+    }
+
     /// Returns `(session_count, global_count)` after counting this request.
     pub async fn hit(&self, sid: &uuid::Uuid, ttl_secs: u64) -> Result<(i64, i64), ApiError> {
         let conn = self.conn();
