@@ -685,8 +685,10 @@ cmd_kill_node() {
   touch "$RUN/$name.held"
   pid=$(pid_of "$name")
   kill -KILL "$pid"
-  log "SIGKILLed $name (pid $pid, port $(node_port "$name")) at $(now_ms); held down until: local.sh start-node $name"
-  echo "$name"
+  local t
+  t=$(now_ms)
+  log "SIGKILLed $name (pid $pid, port $(node_port "$name")) at $t; held down until: local.sh start-node $name"
+  echo "node=$name killed_ms=$t"
 }
 
 cmd_start_node() {
@@ -698,7 +700,10 @@ cmd_start_node() {
   lock
   start_node "$name" || die "$name did not start (see $LOGS/$name.log)"
   unlock
-  log "$name is back at $(now_ms)"
+  local t
+  t=$(now_ms)
+  log "$name is back at $t"
+  echo "node=$name started_ms=$t"
 }
 
 cmd_status() {
