@@ -8,7 +8,7 @@ BIN := target/$(MUSL)/release/scaleout
 export SCALEOUT_BIN := $(CURDIR)/$(BIN)
 
 .PHONY: help build images up scale down clean logs ps load local local-scale release frontend \
-        deps test test-rust test-frontend test-e2e test-browser test-compose test-nix bench
+        deps test test-rust test-frontend test-e2e test-ha test-browser test-compose test-nix bench
 
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,7 +63,7 @@ frontend: ## the dashboard: frontend/dist
 deps: ## install what the tests need (Debian, as root); see .ci/deps
 	.ci/deps
 
-test: deps test-rust test-frontend test-e2e test-browser test-compose test-nix ## everything
+test: deps test-rust test-frontend test-e2e test-ha test-browser test-compose test-nix ## everything
 
 test-rust: ## unit and black-box tests against real Redis
 	cargo test --all-targets
@@ -73,6 +73,9 @@ test-frontend: ## vue-tsc, vitest, and the production build
 
 test-e2e: release ## host mode through real Traefik: seed flows, scaling, kills, Redis restart
 	python3 tests/e2e/run.py
+
+test-ha: release ## Redis failover under load: real Sentinels and Traefik on loopback, with and without WAIT
+	python3 tests/ha/run.py
 
 test-browser: release ## Chromium drives the dashboard on a host-mode stack
 	tests/browser.sh

@@ -132,17 +132,18 @@ impl Connector {
     /// A connection to the primary for request-sized calls. Fails at once (an I/O error,
     /// so callers treat it as "unavailable") while no primary is known.
     pub fn conn(&self) -> RedisResult<ConnectionManager> {
-        self.primary().map(|p| p.conn)
+        self.primary(|p| p.conn.clone())
     }
 
     /// A connection to the primary for the worker's blocking BLMOVE.
     pub fn blocking(&self) -> RedisResult<ConnectionManager> {
-        self.primary().map(|p| p.blocking)
+        self.primary(|p| p.blocking.clone())
     }
 
-    fn primary(&self) -> RedisResult<Primary> {
+    /// `pick` applied to the current primary (a cheap clone: this runs for every call).
+    fn primary<T>(&self, pick: impl FnOnce(&Primary) -> T) -> RedisResult<T> {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
-        current.clone().ok_or_else(|| {
+        current.as_ref().map(pick).ok_or_else(|| {
             RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::NotConnected,
                 "no redis primary known: the sentinels have not named one that says ROLE master",
@@ -299,7 +300,12 @@ async fn ask_sentinels(
             Ok(Ok((conn, Some((host, port))))) => {
                 *kept = Some(conn);
                 preferred.store(i, Ordering::Relaxed);
-                return Ok(format!("{host}:{port}"));
+                // An IPv6 address needs brackets in a URL.
+                return Ok(if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                });
             }
             Ok(Ok((_, None))) => {
                 last_error = Some(format!("sentinel {} does not know {master}", sentinels[i]));

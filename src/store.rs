@@ -91,12 +91,12 @@ impl Store {
         loop {
             let check = self.connector.check();
             let _ = self.background(Background::KeepWarm, check).await;
-            tokio::select! {
-                () = tokio::time::sleep(WARM_EVERY) => {}
-                () = self.connector.suspected() => {}
-            }
             // However many calls fail, at most one check per RECHECK_GAP.
             tokio::time::sleep(RECHECK_GAP).await;
+            tokio::select! {
+                () = tokio::time::sleep(WARM_EVERY - RECHECK_GAP) => {}
+                () = self.connector.suspected() => {}
+            }
         }
     }
 
