@@ -14,6 +14,7 @@ use ntex::time::Seconds;
 use ntex::web::{self, App, HttpServer};
 
 use crate::config::Settings;
+use crate::connector::Connector;
 use crate::fleet::{Member, now_ms};
 use crate::metrics::{Metrics, Track};
 use crate::routes::{self, AppState};
@@ -44,10 +45,17 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let drain = Drain::default();
         let listener = TcpListener::bind(settings.listen_addr)?;
-        let (s, m, d) = (settings.clone(), metrics.clone(), drain.clone());
+        // One connector for the process, so every thread leaves an old primary as soon as
+        // one of them found the new one; each thread's store has its own connections.
+        let connector = Arc::new(Connector::new(&settings).map_err(io::Error::other)?);
+        let (s, m, d, c) = (
+            settings.clone(),
+            metrics.clone(),
+            drain.clone(),
+            connector.clone(),
+        );
         let server = HttpServer::new(async move || {
-            let store =
-                Store::connect_lazy(&s, m.clone()).expect("Settings checked the redis settings");
+            let store = Store::new(c.clone(), &s, m.clone());
             ntex::rt::spawn(store.clone().keep_warm());
             let state = AppState {
                 store,
@@ -68,7 +76,7 @@ impl Application {
             handled: metrics.handled.clone(),
             draining: drain.flag(),
         };
-        let store = Store::connect_lazy(&settings, metrics).map_err(io::Error::other)?;
+        let store = Store::new(connector, &settings, metrics);
         Self::start(
             server,
             listener,

@@ -18,7 +18,7 @@ use redis::{AsyncCommands, Script};
 use std::sync::{Arc, LazyLock};
 
 use crate::config::Settings;
-use crate::connector::Connector;
+use crate::connector::{Connector, Link};
 use crate::error::ApiError;
 use crate::keys;
 use crate::metrics::Metrics;
@@ -45,57 +45,65 @@ return {s, g}
 
 #[derive(Clone)]
 pub struct Store {
-    connector: Arc<Connector>,
+    /// This thread's connections to the primary (clones of a store share them).
+    link: Arc<Link>,
     metrics: Arc<Metrics>,
-    /// `REDIS_WAIT_REPLICAS` and `REDIS_WAIT_TIMEOUT_MS`: see [`Store::replicated`].
+    /// `REDIS_WAIT_REPLICAS` and `REDIS_WAIT_TIMEOUT_MS`: see [`Store::written`].
     wait_replicas: u32,
     wait_timeout_ms: u64,
 }
 
 impl Store {
-    /// Prepares the connections without dialing: the first call connects, so a replica
-    /// starts (and answers `/healthz`) even while Redis is down. Must run inside a tokio
-    /// runtime. The error names the variable at fault.
-    pub fn connect_lazy(settings: &Settings, metrics: Arc<Metrics>) -> Result<Self, String> {
-        Ok(Self {
-            connector: Arc::new(Connector::new(settings)?),
+    /// A store with connections of its own to the primary `connector` knows. Dials
+    /// nothing: the first call connects, so a replica starts (and answers `/healthz`) even
+    /// while Redis is down. Every thread that serves requests makes its own.
+    pub fn new(connector: Arc<Connector>, settings: &Settings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            link: Arc::new(Link::new(connector)),
             metrics,
             wait_replicas: settings.redis_wait_replicas,
             wait_timeout_ms: settings.redis_wait_timeout_ms,
-        })
+        }
+    }
+
+    /// A store with a connector of its own (a process with one store: the worker, tests).
+    /// The error names the variable at fault.
+    pub fn connect_lazy(settings: &Settings, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let connector = Arc::new(Connector::new(settings)?);
+        Ok(Self::new(connector, settings, metrics))
     }
 
     /// A connection to the primary, for callers that build their own commands (fleet,
     /// jobs); an error while no primary is known. Use it inside the bounded future, as
     /// `&mut conn?`, so that error is counted and answered like any other.
     pub fn conn(&self) -> redis::RedisResult<ConnectionManager> {
-        self.connector.conn()
+        self.link.conn()
     }
 
-    /// The connection for the worker's blocking BLMOVE (see [`Connector::blocking`]).
+    /// The connection for the worker's blocking BLMOVE (see [`Link::blocking`]).
     pub fn blocking(&self) -> redis::RedisResult<ConnectionManager> {
-        self.connector.blocking()
+        self.link.blocking()
     }
 
     pub fn connector(&self) -> &Connector {
-        &self.connector
+        self.link.connector()
     }
 
     /// Checks the connection every [`WARM_EVERY`], or sooner when a call failed in a way
-    /// that suggests a failover, for as long as the task runs. A `ConnectionManager`
+    /// that suggests a failover (see [`Link::check`]), for as long as the task runs. A `ConnectionManager`
     /// notices a lost connection only when a call fails, so without this the first request
     /// after an outage would fail too; with it, the connection is back within a beat of
     /// Redis returning, even with no traffic. With Sentinels, this is also what follows
-    /// the primary (see [`Connector::check`]).
+    /// the primary (see [`Connector::follow`]).
     pub async fn keep_warm(self) {
         loop {
-            let check = self.connector.check();
+            let check = self.link.check();
             let _ = self.background(Background::KeepWarm, check).await;
             // However many calls fail, at most one check per RECHECK_GAP.
             tokio::time::sleep(RECHECK_GAP).await;
             tokio::select! {
                 () = tokio::time::sleep(WARM_EVERY - RECHECK_GAP) => {}
-                () = self.connector.suspected() => {}
+                () = self.connector().suspected() => {}
             }
         }
     }
@@ -220,7 +228,7 @@ impl Store {
         match &failure {
             RedisFailure::Unavailable(error) => {
                 // READONLY, a lost connection, a timeout: perhaps a failover.
-                self.connector.suspect();
+                self.connector().suspect();
                 tracing::debug!(command, error, "redis unavailable");
             }
             RedisFailure::OutOfMemory(error) => {
@@ -268,7 +276,8 @@ impl Background {
 #[derive(Debug)]
 pub enum RedisFailure {
     /// The connection is down or slow, or Redis said it cannot serve right now (LOADING,
-    /// BUSY, MASTERDOWN, READONLY, TRYAGAIN): the same call may well work in a moment.
+    /// BUSY, MASTERDOWN, READONLY, TRYAGAIN, NOREPLICAS): the same call may well work in a
+    /// moment.
     Unavailable(String),
     /// Redis is at `maxmemory` and refused a write (OOM). Reads still work; writes do
     /// once memory is freed or raised.
@@ -308,8 +317,16 @@ impl RedisFailure {
     }
 }
 
-/// Error codes with which Redis says "not now" rather than "never".
-const NOT_NOW: [&str; 5] = ["LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN"];
+/// Error codes with which Redis says "not now" rather than "never". NOREPLICAS: a primary
+/// with `min-replicas-to-write` that lost its replicas (compose.ha.yaml).
+const NOT_NOW: [&str; 6] = [
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "READONLY",
+    "TRYAGAIN",
+    "NOREPLICAS",
+];
 
 impl From<redis::RedisError> for RedisFailure {
     fn from(err: redis::RedisError) -> Self {
