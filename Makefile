@@ -4,26 +4,45 @@ SHELL := bash
 N ?= 3
 URL ?= http://localhost:8080/api/
 MUSL := $(shell uname -m)-unknown-linux-musl
-BIN := target/$(MUSL)/release/scaleout
-export SCALEOUT_BIN := $(CURDIR)/$(BIN)
+# cargo's output directory: CARGO_TARGET_DIR when set (tests/quickstart points its clean
+# clone at a copy of this one's), else ./target.
+TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
+BIN := $(TARGET_DIR)/$(MUSL)/release/scaleout
+export SCALEOUT_BIN := $(BIN)
+# Nix with flakes on, whatever the user's nix.conf says.
+NIX := nix --extra-experimental-features 'nix-command flakes'
 
 .PHONY: help build images up scale down clean logs ps load local local-scale release frontend \
-        deps test test-rust test-frontend test-e2e test-ha test-browser test-compose test-nix bench
+        deps test test-rust test-frontend test-e2e test-ha test-browser test-compose test-nix test-quickstart \
+        bench swarm-init swarm-leave swarm-deploy swarm-scale swarm-update swarm-rollback \
+        swarm-status swarm-rm test-swarm test-swarm-multi
 
 help: ## this list
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 # ---- Docker Compose: the stack as users run it
-build: ## build the three images with Nix and load them into Docker
-	nix build .#image
+build: ## build the three images with Nix (>= 2.18) and load them into Docker
+	$(NIX) build .#image --print-build-logs
 	docker load < result
 
-images: release frontend ## the same images without Nix (FROM scratch, from the musl build)
+images: ## the same images without Nix, from the musl build (installs its tools)
+	.ci/deps images
+	@$(MAKE) --no-print-directory release frontend
 	tests/compose/build-images.sh scaleout
 
 up: ## start the stack with N (3) replicas and wait until healthy; builds images if missing
-	@docker image inspect scaleout-app:latest scaleout-worker:latest scaleout-web:latest >/dev/null 2>&1 || \
-	  { if command -v nix >/dev/null; then $(MAKE) build; else $(MAKE) images; fi; }
+	@why=$$(command -v docker >/dev/null && docker version -f '{{.Server.Version}}' 2>&1 >/dev/null) || \
+	  { echo "make up: no Docker engine ($${why:-no docker command}); run the same stack without Docker: make local" >&2; exit 1; }
+	@docker compose version >/dev/null 2>&1 || tests/compose/compose-plugin.sh
+	@if docker image inspect scaleout-app:latest scaleout-worker:latest scaleout-web:latest >/dev/null 2>&1; then \
+	  echo "make up: using the existing scaleout-*:latest images (make images or make build rebuilds them)"; \
+	elif why=$$(.ci/nix-usable); then \
+	  echo "make up: building the images with Nix: $$why (make build)"; \
+	  $(MAKE) --no-print-directory build || { echo "make up: the Nix build failed; build the same images without Nix with: make images, then: make up" >&2; exit 1; }; \
+	else \
+	  echo "make up: building the images without Nix ($$why): make images"; \
+	  $(MAKE) --no-print-directory images; \
+	fi
 	docker compose up -d --scale app=$(N) --wait
 	@echo "scaleout is up: http://localhost:8080/  (Traefik dashboard: http://127.0.0.1:8081/)"
 
@@ -45,8 +64,52 @@ ps: ## list the stack's containers and their health
 load: release ## 10 s of load through Traefik, sessions checked (URL=...)
 	$(BIN) load --url $(URL) --concurrency 32 --duration 10s
 
+# ---- Docker Swarm: stack.yaml on one or many machines (README "Beyond one machine")
+DOCKER ?= docker
+STACK ?= scaleout
+TAG ?= latest
+SERVICES ?= app worker web
+SERVICE ?= app
+# `never`: the images are local (make images / build, moved to each node); set to `always`
+# when they come from a registry.
+RESOLVE_IMAGE ?= never
+# Swarm configs are immutable: stack.yaml names Traefik's after the content of its files.
+TRAEFIK_CONFIG_HASH = $(shell cat traefik/traefik-swarm.yml traefik/dynamic/*.yml | sha256sum | cut -c1-12)
+
+swarm-init: ## make this engine a Swarm manager, labelled as the home of Redis's volume
+	$(DOCKER) swarm init $(SWARM_INIT_FLAGS)
+	$(DOCKER) node update --label-add scaleout.redis=true "$$($(DOCKER) info -f '{{.Swarm.NodeID}}')"
+
+swarm-leave: ## leave the swarm (the last manager takes the swarm with it)
+	$(DOCKER) swarm leave --force
+
+swarm-deploy: ## deploy or update stack.yaml (TAG=latest); the images must be on every node
+	SCALEOUT_TRAEFIK_CONFIG=$(TRAEFIK_CONFIG_HASH) SCALEOUT_TAG=$(TAG) \
+	  $(DOCKER) stack deploy --prune --resolve-image $(RESOLVE_IMAGE) -c stack.yaml $(STACK)
+
+swarm-scale: ## scale the Swarm app to N replicas, live; returns once they run
+	$(DOCKER) service scale --detach=false $(STACK)_app=$(N)
+
+swarm-update: ## rolling update of SERVICES (app worker web) to image tag TAG; waits
+	for s in $(SERVICES); do \
+	  $(DOCKER) service update --detach=false --no-resolve-image --image scaleout-$$s:$(TAG) $(STACK)_$$s; \
+	done
+
+swarm-rollback: ## roll SERVICE (app) back to its previous definition
+	$(DOCKER) service rollback --detach=false $(STACK)_$(SERVICE)
+
+swarm-status: ## nodes, services and running tasks of the stack
+	$(DOCKER) node ls
+	$(DOCKER) stack services $(STACK)
+	$(DOCKER) stack ps $(STACK) --filter desired-state=running
+
+swarm-rm: ## remove the stack (the Redis volume stays on its node)
+	$(DOCKER) stack rm $(STACK)
+
 # ---- Host mode: the same stack on loopback, no Docker
-local: release frontend ## the whole stack on loopback, N replicas; HA=1: Redis primary, 2 replicas, 3 Sentinels
+local: ## the same stack on loopback, no Docker (installs its tools; Ctrl-C stops); HA=1: Redis with 2 replicas, 3 Sentinels
+	.ci/deps local
+	@$(MAKE) --no-print-directory release frontend
 	tests/stack/local.sh up $(N)
 
 local-scale: ## scale a running host-mode stack to N replicas
@@ -54,6 +117,7 @@ local-scale: ## scale a running host-mode stack to N replicas
 
 # ---- Builds
 release: ## the static (musl) release binary
+	@echo "release: the static musl binary (fat LTO: minutes on 2 cores when it must be rebuilt)"
 	cargo build --release --target $(MUSL)
 
 frontend: ## the dashboard: frontend/dist
@@ -63,7 +127,7 @@ frontend: ## the dashboard: frontend/dist
 deps: ## install what the tests need (Debian, as root); see .ci/deps
 	.ci/deps
 
-test: deps test-rust test-frontend test-e2e test-ha test-browser test-compose test-nix ## everything
+test: deps test-rust test-frontend test-e2e test-ha test-browser test-compose test-quickstart test-swarm test-swarm-multi test-nix ## everything
 
 test-rust: ## unit and black-box tests against real Redis
 	cargo test --all-targets
@@ -84,6 +148,19 @@ test-compose: release ## the real compose.yaml on a real Docker engine
 	tests/compose/dockerd-up.sh
 	tests/compose/compose-plugin.sh
 	tests/compose/run.sh
+
+test-swarm: release ## stack.yaml on a one-node swarm of its own: rolling updates, scaling, kills under load
+	tests/compose/compose-plugin.sh
+	tests/swarm/run.sh single
+
+test-swarm-multi: release ## three engines in network namespaces, 3 managers: drain, node crash, rejoin
+	tests/compose/compose-plugin.sh
+	tests/swarm/run.sh multi
+
+test-quickstart: release ## from a clean clone: make up, the curl flows, make down; make local likewise
+	tests/compose/dockerd-up.sh
+	tests/compose/compose-plugin.sh
+	tests/quickstart/run.sh
 
 test-nix: ## flake parses, lock matches, frontend hash is current and reproducible
 	.ci/nix-check

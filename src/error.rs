@@ -18,6 +18,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// A body or value over its limit.
     TooLarge(String),
+    /// A request body that stopped arriving (408): the connection is then closed.
+    Timeout(String),
     /// Redis is unreachable, slow, or says it cannot serve now: a fast 503 with
     /// `Retry-After`, so the caller retries (Traefik may send it elsewhere).
     RedisUnavailable,
@@ -41,7 +43,9 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadRequest(m) | Self::NotFound(m) | Self::TooLarge(m) => f.write_str(m),
+            Self::BadRequest(m) | Self::NotFound(m) | Self::TooLarge(m) | Self::Timeout(m) => {
+                f.write_str(m)
+            }
             Self::MethodNotAllowed => f.write_str("method not allowed"),
             Self::RedisUnavailable => f.write_str("redis unavailable"),
             Self::RedisOutOfMemory => {
@@ -72,6 +76,7 @@ impl WebResponseError<DefaultError> for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::RedisUnavailable | Self::RedisOutOfMemory | Self::NotReplicated => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

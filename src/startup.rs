@@ -8,10 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ntex::SharedCfg;
-use ntex::http::HttpServiceConfig;
+use ntex::http::error::DecodeError;
+use ntex::http::h1::{self, ProtocolError, control::Reason};
+use ntex::http::{HttpService, HttpServiceConfig, Response, ResponseError, StatusCode};
+use ntex::io::Filter;
 use ntex::server::Server;
+use ntex::service::fn_service;
 use ntex::time::Seconds;
-use ntex::web::{self, App, HttpServer};
+use ntex::web::{self, App};
 
 use crate::config::Settings;
 use crate::connector::Connector;
@@ -27,6 +31,12 @@ const FINISH_SECS: u16 = 3;
 /// Idle keep-alive connections stay open this long: longer than the proxy's own idle
 /// timeout, so it is always Traefik that closes an idle connection, never a race with us.
 const KEEP_ALIVE_SECS: u16 = 75;
+/// A request head (request line + headers) over this is refused with 431. ntex's default
+/// (64 KiB) let a 64-70 KiB URI through to the `http` crate's own URI limit (65,534
+/// bytes), which answered a bare 400. 32 KiB keeps every over-long URI in one place, and
+/// Traefik's `maxHeaderBytes` (traefik/traefik.yml) is set below it, so the proxy refuses
+/// first and never forwards a head that we would drop mid-request (that was its 502).
+const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// A bound, running HTTP server and what it needs to stop gracefully.
 pub struct Application {
@@ -54,7 +64,7 @@ impl Application {
             drain.clone(),
             connector.clone(),
         );
-        let server = HttpServer::new(async move || {
+        let factory = async move || {
             let store = Store::new(c.clone(), &s, m.clone());
             ntex::rt::spawn(store.clone().keep_warm());
             let state = AppState {
@@ -68,7 +78,7 @@ impl Application {
                 .middleware(Track(m.clone()))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
-        });
+        };
         let member = Member {
             name: settings.instance_name.clone(),
             role: "app",
@@ -78,7 +88,7 @@ impl Application {
         };
         let store = Store::new(connector, &settings, metrics);
         Self::start(
-            server,
+            factory,
             listener,
             settings,
             drain,
@@ -86,9 +96,10 @@ impl Application {
         )
     }
 
-    /// Starts `server` on `listener` with our own signal handling, and logs the address.
+    /// Serves the app `factory` builds (one per worker thread) on `listener`, with our own
+    /// signal handling and limits, and logs the address.
     pub fn start<F, I, S, B>(
-        server: HttpServer<F, I, S, B>,
+        factory: F,
         listener: TcpListener,
         settings: Arc<Settings>,
         drain: Drain,
@@ -96,23 +107,28 @@ impl Application {
     ) -> io::Result<Self>
     where
         F: AsyncFn() -> I + Send + Clone + 'static,
-        I: ntex::service::IntoServiceFactory<S, ntex::http::Request, ntex::SharedCfg>,
-        S: ntex::service::ServiceFactory<ntex::http::Request, ntex::SharedCfg> + 'static,
+        I: ntex::service::IntoServiceFactory<S, ntex::http::Request, SharedCfg>,
+        S: ntex::service::ServiceFactory<ntex::http::Request, SharedCfg> + 'static,
         S::Error: ntex::http::ResponseError,
         S::InitError: std::fmt::Debug,
         S::Response: Into<ntex::http::Response<B>>,
         B: ntex::http::body::MessageBody + 'static,
     {
         let addr = listener.local_addr()?;
-        let server = server
-            .listen(listener)?
+        let server = ntex::server::build()
             .workers(settings.workers)
             .disable_signals()
             .shutdown_timeout(Seconds(FINISH_SECS))
-            .config(
-                SharedCfg::new("scaleout")
-                    .add(HttpServiceConfig::new().set_keepalive(Seconds(KEEP_ALIVE_SECS))),
-            )
+            .listen("scaleout", listener, async move |cfg| {
+                cfg.config(
+                    SharedCfg::new("scaleout").add(
+                        HttpServiceConfig::new()
+                            .set_keepalive(Seconds(KEEP_ALIVE_SECS))
+                            .set_max_buf_size(MAX_HEAD_BYTES),
+                    ),
+                );
+                HttpService::new(factory().await).h1_control(fn_service(json_protocol_errors))
+            })?
             .run();
         tracing::info!(%addr, instance = %settings.instance_name, "listening");
         Ok(Self {
@@ -179,4 +195,29 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// What the HTTP parser refuses before any route sees it (a head over [`MAX_HEAD_BYTES`],
+/// a request line that is not HTTP, headers too slow to arrive) is answered like every
+/// other error, `{"error": ...}` with ntex's status, instead of an empty body.
+async fn json_protocol_errors<F: Filter, E: ResponseError>(
+    msg: h1::Control<F, E>,
+) -> io::Result<h1::ControlAck<F>> {
+    let h1::Control::Disconnect(Reason::ProtocolError(err)) = msg else {
+        return Ok(msg.ack());
+    };
+    let (status, message) = match err.err() {
+        ProtocolError::Decode(DecodeError::TooLarge(_) | DecodeError::MaxHeaders) => (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request head (URL and headers) is too large",
+        ),
+        ProtocolError::Decode(DecodeError::Uri) => (StatusCode::BAD_REQUEST, "invalid URI"),
+        ProtocolError::Decode(_) => (StatusCode::BAD_REQUEST, "malformed HTTP request"),
+        ProtocolError::SlowRequestTimeout | ProtocolError::SlowPayloadTimeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            "request did not arrive in time",
+        ),
+        _ => return Ok(err.ack()),
+    };
+    Ok(err.fail_with(Response::build(status).json(&serde_json::json!({ "error": message }))))
 }

@@ -1,19 +1,26 @@
 //! `scaleout web`: serves the built dashboard (`WEB_ROOT`, Vite's `dist/`) so the images
 //! need no nginx. Hashed assets are cached for a year, `index.html` is revalidated, a
-//! precompressed `.br`/`.gz` sibling is sent when the client accepts it, unknown
-//! extensionless paths fall back to `index.html` (the single-page app), and no request
-//! path can leave `WEB_ROOT`: `..` segments are refused before touching the disk and
-//! every resolved file is checked to lie under the canonical root, which also stops
-//! symlinks that point outside.
+//! precompressed `.br`/`.gz` sibling is sent when the client accepts it (`q=0` refuses),
+//! unknown extensionless paths fall back to `index.html` (the single-page app), and no
+//! request path can leave `WEB_ROOT`: `..` segments are refused, and only files whose
+//! canonical path lies under the canonical root are loaded, which also stops symlinks
+//! that point outside.
+//!
+//! The whole root is read into memory once, at start-up: it cannot change inside an image,
+//! the dashboard is a few hundred KB, and requests then make no filesystem calls at all.
+//! Each file's ETag is a hash of its bytes, so a new build under the same names (same
+//! sizes, same mtimes, as in a Nix image) is never answered 304 with the old page.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hasher};
 use std::io;
 use std::net::TcpListener;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use ntex::http::{Method, StatusCode, header};
-use ntex::web::{self, App, HttpRequest, HttpResponse, HttpServer, types::State};
+use ntex::util::Bytes;
+use ntex::web::{self, App, HttpRequest, HttpResponse, types::State};
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
@@ -21,40 +28,102 @@ use crate::config::Settings;
 use crate::shutdown::Drain;
 use crate::startup::Application;
 
+/// One file of the root, as it will be sent.
+struct File {
+    bytes: Bytes,
+    /// Quoted, from the content: `"<len>-<hash>"`.
+    etag: String,
+}
+
+impl File {
+    fn new(bytes: Vec<u8>) -> Self {
+        // SipHash with fixed keys: the same bytes give the same tag in every replica
+        // running this binary; a different build of the file gives another one.
+        let mut h = DefaultHasher::new();
+        h.write(&bytes);
+        let etag = format!("\"{:x}-{:016x}\"", bytes.len(), h.finish());
+        Self {
+            bytes: bytes.into(),
+            etag,
+        }
+    }
+}
+
+/// Every file under the root, by relative path with `/` separators (`assets/x.js`).
+type Files = HashMap<String, File>;
+
 #[derive(Clone)]
 struct WebState {
-    /// Canonical `WEB_ROOT`.
-    root: Arc<PathBuf>,
+    files: Arc<Files>,
     drain: Drain,
 }
 
-/// Binds and starts the static server; run it with [`Application::run_until_stopped`].
+/// Loads `WEB_ROOT`, binds and starts the static server; run it with
+/// [`Application::run_until_stopped`].
 pub fn build(settings: Settings) -> io::Result<Application> {
-    let root = settings.web_root.canonicalize().map_err(|e| {
+    let named = |e: io::Error| {
         io::Error::new(
             e.kind(),
             format!("WEB_ROOT {}: {e}", settings.web_root.display()),
         )
-    })?;
-    if !root.join("index.html").is_file() {
+    };
+    let root = settings.web_root.canonicalize().map_err(named)?;
+    let mut files = Files::new();
+    load(&root, &root, &mut files).map_err(named)?;
+    if !files.contains_key("index.html") {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("WEB_ROOT {} has no index.html", root.display()),
         ));
     }
+    tracing::info!(
+        files = files.len(),
+        bytes = files.values().map(|f| f.bytes.len()).sum::<usize>(),
+        "web root loaded"
+    );
     let state = WebState {
-        root: Arc::new(root),
+        files: Arc::new(files),
         drain: Drain::default(),
     };
     let drain = state.drain.clone();
     let listener = TcpListener::bind(settings.listen_addr)?;
-    let server = HttpServer::new(async move || {
+    let factory = async move || {
         App::new()
             .state(state.clone())
             .service(web::resource("/healthz").to(healthz))
             .default_service(web::to(serve))
-    });
-    Application::start(server, listener, Arc::new(settings), drain, None)
+    };
+    Application::start(factory, listener, Arc::new(settings), drain, None)
+}
+
+/// Reads every regular file under `dir` into `files`. A symlink is followed only when its
+/// target is a file under `root`; symlinked directories are not entered (no loops).
+fn load(root: &Path, dir: &Path, files: &mut Files) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            load(root, &path, files)?;
+            continue;
+        }
+        let Ok(real) = path.canonicalize() else {
+            continue;
+        };
+        if !real.starts_with(root) || !real.is_file() {
+            continue;
+        }
+        let Some(name) = path
+            .strip_prefix(root)
+            .ok()
+            .and_then(Path::to_str)
+            .map(|n| n.replace(std::path::MAIN_SEPARATOR, "/"))
+        else {
+            continue;
+        };
+        files.insert(name, File::new(std::fs::read(&real)?));
+    }
+    Ok(())
 }
 
 async fn healthz(state: State<WebState>) -> HttpResponse {
@@ -73,40 +142,29 @@ async fn serve(req: HttpRequest, state: State<WebState>) -> HttpResponse {
         Ok(p) => p,
         Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
     };
-    let Some((file, spa)) = resolve(&state.root, &relative) else {
+    let Some((name, spa)) = resolve(&state.files, &relative) else {
         return error(StatusCode::NOT_FOUND, "not found");
     };
-    let accepts = |enc: &str| {
-        req.headers()
-            .get_all(header::ACCEPT_ENCODING)
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|e| e.trim().split(';').next() == Some(enc))
-            })
-    };
-    let (body_path, encoding) = [("br", "br"), ("gzip", "gz")]
+    let accept = req
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let (file, encoding) = [("br", "br"), ("gzip", "gz")]
         .into_iter()
-        .filter(|(enc, _)| accepts(enc))
-        .map(|(enc, ext)| (sibling(&file, ext), Some(enc)))
-        .find(|(p, _)| p.is_file())
-        .unwrap_or((file.clone(), None));
-    let Ok(meta) = std::fs::metadata(&body_path) else {
-        return error(StatusCode::NOT_FOUND, "not found");
-    };
-    let etag = format!(
-        "\"{:x}-{:x}{}\"",
-        meta.len(),
-        meta.modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs()),
-        encoding.unwrap_or("")
-    );
+        .filter(|(enc, _)| accepts(&accept, enc))
+        .find_map(|(enc, ext)| {
+            state
+                .files
+                .get(&format!("{name}.{ext}"))
+                .map(|f| (f, Some(enc)))
+        })
+        .unwrap_or((&state.files[name], None));
     let mut res = HttpResponse::Ok();
-    res.content_type(mime(&file))
-        .header(header::CACHE_CONTROL, cache_control(&relative, spa))
-        .header(header::ETAG, etag.as_str())
+    res.content_type(mime(name))
+        .header(header::CACHE_CONTROL, cache_control(name, spa))
+        .header(header::ETAG, file.etag.as_str())
         .header(header::VARY, "Accept-Encoding")
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if let Some(enc) = encoding {
@@ -116,15 +174,33 @@ async fn serve(req: HttpRequest, state: State<WebState>) -> HttpResponse {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == file.etag));
     if fresh {
         return res.status(StatusCode::NOT_MODIFIED).finish();
     }
     // For HEAD, ntex sends the headers of this body (its length) and not the body.
-    match tokio::fs::read(&body_path).await {
-        Ok(bytes) => res.body(bytes),
-        Err(_) => error(StatusCode::NOT_FOUND, "not found"),
+    res.body(file.bytes.clone())
+}
+
+/// Whether an `Accept-Encoding` value accepts `enc`: named (or `*`) with a q-value above 0.
+/// An explicit entry wins over `*`, so `*, br;q=0` refuses br.
+fn accepts(header: &str, enc: &str) -> bool {
+    let mut wildcard = None;
+    for entry in header.split(',') {
+        let mut parts = entry.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if name.eq_ignore_ascii_case(enc) {
+            return q > 0.0;
+        }
+        if name == "*" {
+            wildcard = Some(q > 0.0);
+        }
     }
+    wildcard.unwrap_or(false)
 }
 
 /// The request path as a relative path of plain segments, or why it is refused.
@@ -146,47 +222,42 @@ fn safe_relative(path: &str) -> Result<PathBuf, &'static str> {
     Ok(out)
 }
 
-/// The file to send and whether it is the single-page-app fallback. Both the file and
-/// the root are canonical, so a symlink out of the root is caught here.
-fn resolve(root: &Path, relative: &Path) -> Option<(PathBuf, bool)> {
-    let inside = |p: PathBuf| {
-        let real = p.canonicalize().ok()?;
-        (real.starts_with(root) && real.is_file()).then_some(real)
+/// The name of the file to send and whether it is the single-page-app fallback.
+fn resolve<'f>(files: &'f Files, relative: &Path) -> Option<(&'f str, bool)> {
+    let name = relative.to_str()?.replace(std::path::MAIN_SEPARATOR, "/");
+    let index = if name.is_empty() {
+        "index.html".to_string()
+    } else {
+        format!("{name}/index.html")
     };
-    let candidate = root.join(relative);
-    if let Some(file) = inside(candidate.clone()) {
-        return Some((file, false));
-    }
-    if candidate.is_dir()
-        && let Some(file) = inside(candidate.join("index.html"))
-    {
-        return Some((file, false));
+    for candidate in [name.as_str(), index.as_str()] {
+        if let Some((key, _)) = files.get_key_value(candidate) {
+            return Some((key.as_str(), false));
+        }
     }
     // A client-side route (no extension) gets the app; a missing asset is a real 404.
     if relative.extension().is_none() {
-        return inside(root.join("index.html")).map(|f| (f, true));
+        return files
+            .get_key_value("index.html")
+            .map(|(k, _)| (k.as_str(), true));
     }
     None
 }
 
-fn sibling(file: &Path, ext: &str) -> PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(".");
-    name.push(ext);
-    PathBuf::from(name)
-}
-
 /// Vite fingerprints everything under `assets/`: those never change under one name.
-fn cache_control(relative: &Path, spa: bool) -> &'static str {
-    if !spa && relative.starts_with("assets") {
+fn cache_control(name: &str, spa: bool) -> &'static str {
+    if !spa && name.starts_with("assets/") {
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"
     }
 }
 
-fn mime(file: &Path) -> &'static str {
-    let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+fn mime(name: &str) -> &'static str {
+    let ext = Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
     match ext.to_ascii_lowercase().as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
@@ -230,10 +301,21 @@ mod tests {
     #[test]
     fn caches_only_fingerprinted_assets_for_long() {
         assert_eq!(
-            cache_control(Path::new("assets/i-abc.js"), false),
+            cache_control("assets/i-abc.js", false),
             "public, max-age=31536000, immutable"
         );
-        assert_eq!(cache_control(Path::new("index.html"), false), "no-cache");
-        assert_eq!(cache_control(Path::new("assets/route"), true), "no-cache");
+        assert_eq!(cache_control("index.html", false), "no-cache");
+        assert_eq!(cache_control("assets/route", true), "no-cache");
+    }
+
+    #[test]
+    fn honours_q_values_in_accept_encoding() {
+        assert!(accepts("gzip, br", "br"));
+        assert!(accepts("gzip;q=0.5", "gzip"));
+        assert!(!accepts("br;q=0, gzip", "br"));
+        assert!(!accepts("br; q=0.0", "br"));
+        assert!(accepts("*", "br"));
+        assert!(!accepts("*, br;q=0", "br"));
+        assert!(!accepts("identity", "gzip"));
     }
 }

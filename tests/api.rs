@@ -111,6 +111,191 @@ async fn shared_key_value_round_trips() {
     );
 }
 
+/// Keys are percent-decoded exactly once, the same way in the path and in the query:
+/// what was stored under one form is found under the other, and in Redis under `kv:<key>`.
+#[tokio::test]
+async fn keys_are_decoded_exactly_once() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    // (key, as a path segment, as a query value)
+    let keys = [
+        ("a&b", "a%26b", "a%26b"),
+        ("a+b", "a+b", "a%2Bb"),
+        ("a+b", "a%2Bb", "a%2Bb"),
+        ("100%", "100%25", "100%25"),
+        ("a%41", "a%2541", "a%2541"),
+        ("a b", "a%20b", "a+b"),
+        ("a/b", "a%2Fb", "a%2Fb"),
+        ("é", "%C3%A9", "%C3%A9"),
+        ("k?x=1#f", "k%3Fx=1%23f", "k%3Fx%3D1%23f"),
+    ];
+    for (i, (key, path, query)) in keys.iter().enumerate() {
+        let value = format!("v{i}");
+        let put = send(
+            app.addr(),
+            "PUT",
+            &format!("/kv/{path}"),
+            None,
+            Some(value.as_bytes()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (put.status, put.json()["key"].clone()),
+            (200, (*key).into())
+        );
+        let got = get(app.addr(), &format!("/get?key={query}")).await;
+        assert_eq!(
+            got.status, 200,
+            "{key}: stored via /kv/{path}, read via ?key={query}"
+        );
+        assert_eq!(
+            (got.json()["key"].clone(), got.json()["value"].clone()),
+            ((*key).into(), value.clone().into())
+        );
+        assert_eq!(
+            redis.cmd(&["GET", &format!("kv:{key}")]).as_deref(),
+            Some(value.as_str()),
+            "{key}"
+        );
+        let set = get(app.addr(), &format!("/set?key={query}&value=w{i}")).await;
+        assert_eq!(set.json()["key"], *key);
+        let back = get(app.addr(), &format!("/kv/{path}")).await.json();
+        assert_eq!(
+            (back["key"].as_str(), back["value"].clone()),
+            (Some(*key), format!("w{i}").into())
+        );
+    }
+    assert_eq!(
+        redis.cmd(&["EXISTS", "kv:a"]).as_deref(),
+        Some(":0"),
+        "a%26b must not be cut at the decoded &"
+    );
+}
+
+/// Control characters are refused in values as in keys (400 JSON), by `/set` and `PUT
+/// /kv`; tab, newline and carriage return are ordinary text in a value.
+#[tokio::test]
+async fn values_with_control_characters_are_refused() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    for bad in ["a%00b", "%1B%5B31m", "x%7Fy", "%C2%85"] {
+        let res = get(app.addr(), &format!("/set?key=k&value={bad}")).await;
+        assert_eq!(res.status, 400, "/set value {bad}");
+        assert_eq!(res.json()["error"], "value contains control characters");
+    }
+    for bad in [&b"a\0b"[..], b"\x1b[31m", b"bell\x07"] {
+        let res = send(app.addr(), "PUT", "/kv/k", None, Some(bad))
+            .await
+            .unwrap();
+        assert_eq!(res.status, 400, "PUT value {bad:?}");
+        assert_eq!(res.json()["error"], "value contains control characters");
+    }
+    assert_eq!(redis.cmd(&["EXISTS", "kv:k"]).as_deref(), Some(":0"));
+    let text = "two\r\nlines\tand a tab";
+    let ok = send(app.addr(), "PUT", "/kv/k", None, Some(text.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!((ok.status, ok.json()["value"].clone()), (200, text.into()));
+    assert_eq!(get(app.addr(), "/set?key=k&value=a%0Ab").await.status, 200);
+}
+
+/// A body that stops arriving is answered 408 within a few seconds and its connection
+/// closed, instead of holding the connection (and a slot) forever.
+#[tokio::test]
+async fn a_stalled_request_body_gets_408_and_the_connection_is_freed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    let mut conn = tokio::net::TcpStream::connect(app.addr()).await.unwrap();
+    conn.write_all(b"PUT /kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(8), conn.read_to_end(&mut reply))
+        .await
+        .expect("an answer and a closed connection within 8 s")
+        .unwrap();
+    let waited = started.elapsed();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        reply.contains("\"error\":\"value stopped arriving"),
+        "{reply}"
+    );
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    assert_eq!(redis.cmd(&["EXISTS", "kv:a"]).as_deref(), Some(":0"));
+
+    // A slow but steady body is not a stalled one: 2 KiB in 100-byte pieces over ~3 s.
+    let mut conn = tokio::net::TcpStream::connect(app.addr()).await.unwrap();
+    conn.write_all(
+        b"PUT /kv/a HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        conn.write_all(&[b'v'; 100]).await.unwrap();
+    }
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).await.unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+}
+
+/// Sends `request` and reads what comes back, keeping what arrived before a reset: a
+/// server that refuses a huge request early closes with unread input, which resets.
+async fn send_huge(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = conn.write_all(request).await;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while let Ok(n) = conn.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("an answer within 10 s");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// A URL over the limit is 431 (the request head is too large), never a bare 400 or a
+/// dropped connection, however large.
+#[tokio::test]
+async fn an_over_long_url_gets_431() {
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    for size in [33 * 1024, 70 * 1024, 1024 * 1024] {
+        let request = format!(
+            "GET /set?key=a&value={} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            "v".repeat(size)
+        );
+        let reply = send_huge(app.addr(), request.as_bytes()).await;
+        assert!(
+            reply.starts_with("HTTP/1.1 431"),
+            "{size}-byte value: {:?}",
+            &reply[..reply.len().min(80)]
+        );
+        assert!(
+            reply.ends_with(r#"{"error":"request head (URL and headers) is too large"}"#),
+            "{reply}"
+        );
+        assert_eq!(get(app.addr(), "/healthz").await.status, 200);
+    }
+    let fits = get(
+        app.addr(),
+        &format!("/set?key=a&value={}", "v".repeat(30 * 1024)),
+    )
+    .await;
+    assert_eq!(fits.status, 200);
+}
+
 #[tokio::test]
 async fn health_readiness_fleet_and_metrics() {
     let redis = Redis::start();
@@ -291,15 +476,20 @@ async fn malformed_requests_get_json_4xx_and_the_app_keeps_serving() {
             "still serving after: {what}"
         );
     }
-    // What the HTTP parser refuses before the app sees it: no JSON body, but the right
-    // status, and the app goes on serving.
-    let big_value = "v".repeat(64 * 1024 + 1);
+    // What the HTTP parser refuses before any route sees it: the right status, a JSON
+    // error all the same, and the app goes on serving.
     let headers: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
     let protocol = [
         (
-            "/set with a value over 64 KiB (URI over the parser's limit)",
-            format!("GET /set?key=a&value={big_value} HTTP/1.1\r\nHost: t\r\n\r\n"),
-            400,
+            "/set with a 30 KiB value and 60 headers (head over 32 KiB)",
+            format!(
+                "GET /set?key=a&value={} HTTP/1.1\r\nHost: t\r\n{}\r\n",
+                "v".repeat(30 * 1024),
+                (0..60)
+                    .map(|i| format!("X-H{i}: {}\r\n", "h".repeat(60)))
+                    .collect::<String>()
+            ),
+            431,
         ),
         (
             "200 headers",
@@ -325,6 +515,10 @@ async fn malformed_requests_get_json_4xx_and_the_app_keeps_serving() {
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(res.status, *want, "{what}");
+        assert!(
+            res.json()["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}"
+        );
         assert_eq!(
             get(app.addr(), "/healthz").await.status,
             200,

@@ -211,3 +211,67 @@ fn refuses_to_start_without_an_index() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("WEB_ROOT"));
 }
+
+/// An upgrade that keeps every name, size and mtime (Vite's hashed names keep
+/// `index.html` the same length; a Nix image gives every file the same mtime) must not
+/// be answered 304 with the old page: the ETag follows the bytes.
+#[tokio::test]
+async fn etag_follows_content_not_size_and_mtime() {
+    let site = Site::new();
+    let index = site.dir.join("dist/index.html");
+    let old_page = get_with(&site, "/", "").await;
+    let etag = old_page.header("etag").expect("an ETag").to_string();
+
+    let mtime = std::fs::metadata(&index).unwrap().modified().unwrap();
+    let new_bytes = "<!doctype html><title>scaleOUT</title>";
+    assert_eq!(new_bytes.len(), old_page.body.len(), "same size");
+    std::fs::write(&index, new_bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&index)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&index).unwrap().modified().unwrap(),
+        mtime
+    );
+
+    let revalidated = get_with(&site, "/", &format!("If-None-Match: {etag}\r\n")).await;
+    assert_eq!(revalidated.status, 200, "a new page under an old ETag");
+    assert_eq!(revalidated.body, new_bytes.as_bytes());
+    assert_ne!(revalidated.header("etag"), Some(etag.as_str()));
+}
+
+/// `q=0` refuses an encoding: the next accepted one, or the plain file, is sent.
+#[tokio::test]
+async fn accept_encoding_q_zero_is_a_refusal() {
+    let site = Site::new();
+    let web = Scaleout::server("web", &[("WEB_ROOT", &site.root())]);
+    let path = "/assets/index-abc123.js";
+    for (accept, encoding, body) in [
+        ("br;q=0, gzip", Some("gzip"), &b"GZIP"[..]),
+        ("br;q=0, gzip;q=0", None, &b"console.log(1)"[..]),
+        ("gzip;q=0.5, br;q=1.0", Some("br"), &b"BROTLI"[..]),
+        ("*;q=0", None, &b"console.log(1)"[..]),
+        ("*", Some("br"), &b"BROTLI"[..]),
+    ] {
+        let res = raw(
+            web.addr(),
+            &request("GET", path, &format!("Accept-Encoding: {accept}\r\n")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (res.header("content-encoding"), res.body.as_slice()),
+            (encoding, body),
+            "Accept-Encoding: {accept}"
+        );
+    }
+}
+
+/// One GET against a fresh `scaleout web` on the site as it is now on disk.
+async fn get_with(site: &Site, path: &str, extra: &str) -> common::http::Response {
+    let web = Scaleout::server("web", &[("WEB_ROOT", &site.root())]);
+    raw(web.addr(), &request("GET", path, extra)).await.unwrap()
+}

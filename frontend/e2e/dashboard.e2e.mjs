@@ -195,6 +195,26 @@ try {
     return `set on ${setBy}, read back on ${getBy}`
   })
 
+  await check('a key the proxy refuses gets a readable message, not a bare HTTP 400', async () => {
+    // Its own context, not watched: Chromium logs the refused request (400) as a console
+    // error, which here is the expected outcome.
+    const ctx = await browser.newContext()
+    try {
+      const p = await ctx.newPage()
+      await p.goto(`${BASE_URL}/`, { waitUntil: 'domcontentloaded', timeout: 15_000 })
+      const key = `e2e/${Date.now().toString(36)}`
+      await p.getByLabel('Key', { exact: true }).fill(key)
+      await p.getByRole('button', { name: 'Set', exact: true }).click()
+      const entry = p.locator(`li[data-op="set"][data-key="${key}"]`).first()
+      await entry.waitFor({ timeout: 5000 })
+      const message = (await entry.locator('.error').textContent({ timeout: 1000 }))?.trim() ?? ''
+      if (!message.includes('the proxy refuses keys containing /')) throw new Error(`shown: "${message}"`)
+      return message
+    } finally {
+      await ctx.close()
+    }
+  })
+
   // Let a few more polls fill the chart, then keep a picture for people to look at.
   if (!pageDown) {
     await sleep(3000)

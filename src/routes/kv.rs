@@ -21,7 +21,7 @@ pub async fn set(req: HttpRequest, state: State<AppState>) -> Result<HttpRespons
     let value = query
         .get("value")
         .ok_or_else(|| ApiError::bad_request("missing value"))?;
-    store(&state, key, value).await
+    store(&state, key, params::value(value)?).await
 }
 
 pub async fn get(req: HttpRequest, state: State<AppState>) -> Result<HttpResponse, ApiError> {
@@ -44,7 +44,7 @@ pub async fn put_path(
     let body = params::read_body(&req, body, "value").await?;
     let value = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("value is not valid UTF-8"))?;
-    store(&state, &key, value).await
+    store(&state, &key, params::value(value)?).await
 }
 
 async fn store(state: &AppState, key: &str, value: &str) -> Result<HttpResponse, ApiError> {
@@ -67,9 +67,10 @@ async fn load(state: &AppState, key: &str) -> Result<HttpResponse, ApiError> {
     }
 }
 
-/// The `{key}` path segment, percent-decoded and checked like a query key.
+/// The `{key}` path segment, checked like a query key. ntex's router has already
+/// percent-decoded it (a segment that does not decode to UTF-8 matches no route), so it
+/// must not be decoded again: `a%2526b` is the key `a%26b`, not `a&b`. A `+` in a path is
+/// a plus, not a space (that form rule holds for query strings only).
 fn path_key(req: &HttpRequest) -> Result<String, ApiError> {
-    let raw = req.match_info().get("key").unwrap_or("");
-    let decoded = Query::parse(&format!("k={raw}"))?;
-    params::required(decoded.get("k"), "key", MAX_KEY).map(str::to_owned)
+    params::required(req.match_info().get("key"), "key", MAX_KEY).map(str::to_owned)
 }

@@ -2,6 +2,7 @@
 //! instead of silently replacing it, and the shared checks on user-supplied keys.
 
 use std::borrow::Cow;
+use std::time::{Duration, Instant};
 
 use ntex::http::header;
 use ntex::util::BytesMut;
@@ -12,8 +13,8 @@ use crate::error::ApiError;
 
 /// Longest key accepted, in bytes.
 pub const MAX_KEY: usize = 256;
-/// Largest value accepted in a body, in bytes. (A `/set` URL cannot carry that much: the
-/// HTTP parser refuses a URI over 64 KiB with 400 before the app sees it.)
+/// Largest value accepted in a body, in bytes. (A `/set` URL cannot carry that much: a
+/// request head over 32 KiB is refused with 431 before the app sees it, see `startup`.)
 pub const MAX_VALUE: usize = 64 * 1024;
 
 pub struct Query(Vec<(String, String)>);
@@ -63,8 +64,29 @@ pub fn required<'q>(value: Option<&'q str>, what: &str, max: usize) -> Result<&'
     }
 }
 
-/// Reads a request body (`what`, for the error) of at most [`MAX_VALUE`] bytes; a larger one is refused with 413
-/// as soon as it is announced or seen, without buffering the rest.
+/// A value as stored: any text, but no control characters other than tab, newline and
+/// carriage return (a multi-line value is fine; a NUL or an escape sequence is not).
+pub fn value(value: &str) -> Result<&str, ApiError> {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(ApiError::bad_request("value contains control characters"));
+    }
+    Ok(value)
+}
+
+/// A request body that sends nothing for this long is given up with 408.
+const BODY_STALL: Duration = Duration::from_secs(2);
+/// A whole body gets this long: the largest accepted, 64 KiB, needs only ~2.2 KB/s.
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Reads a request body (`what`, for the error) of at most [`MAX_VALUE`] bytes; a larger one
+/// is refused with 413 as soon as it is announced or seen, without buffering the rest.
+/// A body that stalls for [`BODY_STALL`], or is still unfinished after [`BODY_DEADLINE`],
+/// is answered 408; ntex then closes the connection, since the rest of the body was never
+/// read. (ntex's own payload read rate was tried first: it counts buffered bytes, not
+/// received ones, and cut off a steady 8 KB/s upload after 4 s.)
 pub async fn read_body(
     req: &HttpRequest,
     mut body: Payload,
@@ -79,15 +101,25 @@ pub async fn read_body(
     if announced.is_some_and(|n| n > MAX_VALUE) {
         return Err(too_large());
     }
+    let deadline = Instant::now() + BODY_DEADLINE;
     let mut buf = BytesMut::new();
-    while let Some(chunk) = body.recv().await {
+    loop {
+        let wait = BODY_STALL.min(deadline.saturating_duration_since(Instant::now()));
+        let chunk = match tokio::time::timeout(wait, body.recv()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return Ok(buf),
+            Err(_) => {
+                return Err(ApiError::Timeout(format!(
+                    "{what} stopped arriving before it was complete"
+                )));
+            }
+        };
         let chunk = chunk.map_err(|_| ApiError::bad_request("could not read the request body"))?;
         if buf.len() + chunk.len() > MAX_VALUE {
             return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
     }
-    Ok(buf)
 }
 
 #[cfg(test)]
@@ -104,5 +136,8 @@ mod tests {
         assert!(required(Some(""), "key", 4).is_err());
         assert!(required(Some("12345"), "key", 4).is_err());
         assert!(required(Some("a\nb"), "key", 4).is_err());
+        assert!(value("two\nlines\tand a tab").is_ok());
+        assert!(value("a\0b").is_err());
+        assert!(value("\u{1b}[31m").is_err());
     }
 }

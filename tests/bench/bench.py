@@ -4,7 +4,7 @@
 Measures, on this machine, in one run:
   1. direct to one process, same Redis, same wrk load: scaleout app vs seed-go (the
      original's Go rebuild), with persistent session cookies and without (a new session
-     per request); also scaleout with MIMALLOC_ALLOW_THP=0;
+     per request); also scaleout with MIMALLOC_ALLOW_THP=1 (its default is 0);
   2. through Traefik (host mode, tests/stack/local.sh) with 1 and 3 app replicas vs
      Traefik's own ceiling (Traefik in front of `scaleout web` serving a small file);
   3. the Redis ceiling for the commands of one request (redis-benchmark);
@@ -375,7 +375,7 @@ def wrk(url: str, secs: float, sids=None, cpus=None, watch=()) -> dict:
 # ------------------------------------------------------------------ servers
 SCALEOUT_VARIANTS = {
     "scaleout": {},
-    "scaleout-thp0": {"MIMALLOC_ALLOW_THP": "0"},
+    "scaleout-thp1": {"MIMALLOC_ALLOW_THP": "1"},
 }
 
 
@@ -412,7 +412,7 @@ def direct_phase(redis_port: int, redis_pid: int, have_go: bool) -> dict:
     capped:   the server limited to half a CPU by a cgroup quota, nothing pinned: the server is
               the bottleneck, so req/s compares what each server does with the same CPU.
     defaults: nothing pinned or capped, each server with its default threads (CPU count)."""
-    kinds = ["scaleout", "scaleout-thp0"] + (["seed-go"] if have_go else [])
+    kinds = ["scaleout", "scaleout-thp1"] + (["seed-go"] if have_go else [])
     pair = ["scaleout"] + (["seed-go"] if have_go else [])
     cap = CpuCap()
     if cap.dir is None:
@@ -472,7 +472,7 @@ def startup_phase(redis_port: int, have_go: bool) -> dict:
     """Start-up time, unpinned, default threads: process start to the first 200 from /readyz
     (a Redis PING inside); seed-go has no /readyz: to its first 200 from GET /."""
     out = {}
-    kinds = ["scaleout", "scaleout-thp0"] + (["seed-go"] if have_go else [])
+    kinds = ["scaleout", "scaleout-thp1"] + (["seed-go"] if have_go else [])
     samples = {k: [] for k in kinds}
     for _ in range(STARTS):
         for kind in kinds:
@@ -750,16 +750,16 @@ def thp_choice(runs) -> dict:
     10 % more CPU per request and saves at least 25 % of the peak RSS."""
     def pick(kind, key):
         return med([r[key] for r in runs if r["setup"] == "pinned" and r["kind"] == kind])
-    on_cpu, off_cpu = pick("scaleout", "server_cpu_us_per_req"), pick("scaleout-thp0", "server_cpu_us_per_req")
-    on_rss, off_rss = pick("scaleout", "hwm_kb"), pick("scaleout-thp0", "hwm_kb")
+    on_cpu, off_cpu = pick("scaleout-thp1", "server_cpu_us_per_req"), pick("scaleout", "server_cpu_us_per_req")
+    on_rss, off_rss = pick("scaleout-thp1", "hwm_kb"), pick("scaleout", "hwm_kb")
     if None in (on_cpu, off_cpu, on_rss, off_rss):
         return {}
     cpu_cost = off_cpu / on_cpu - 1
     saving = 1 - off_rss / on_rss
     return {"thp_on": {"cpu_us_per_req": on_cpu, "peak_rss_kb": on_rss,
-                       "thp_kb": pick("scaleout", "thp_load_kb")},
+                       "thp_kb": pick("scaleout-thp1", "thp_load_kb")},
             "thp_off": {"cpu_us_per_req": off_cpu, "peak_rss_kb": off_rss,
-                        "thp_kb": pick("scaleout-thp0", "thp_load_kb")},
+                        "thp_kb": pick("scaleout", "thp_load_kb")},
             "cpu_cost": round(cpu_cost, 3), "rss_saving": round(saving, 3),
             "recommend_thp_off": cpu_cost <= 0.10 and saving >= 0.25}
 
@@ -798,7 +798,7 @@ def targets(d, t, startup, sz, recommended):
         "n/a" if not a3 else f"{a3['vs_ceiling']}× ({a3['rps']:.0f} vs "
         f"{t['static']['rps_by_phase'].get('3', t['static']['rps']):.0f} req/s, ceiling measured alongside)")
     g = d.get("pinned/seed-go/session")
-    for kind in ("scaleout", "scaleout-thp0"):
+    for kind in ("scaleout", "scaleout-thp1"):
         s = d.get(f"pinned/{kind}/session")
         if s and g:
             ratio = s["hwm_kb"] / g["hwm_kb"]
@@ -848,11 +848,11 @@ def tables(data) -> str:
              "| server CPU % | server CPU µs/req (× seed-go) | Redis CPU µs/req | RSS idle MB | RSS peak MB "
              "| peak: private + file MB |")
     L.append("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    order = {"scaleout": 0, "scaleout-thp0": 1, "seed-go": 2}
+    order = {"scaleout": 0, "scaleout-thp1": 1, "seed-go": 2}
     setup_order = {"pinned": 0, "capped": 1, "defaults": 2}
     for k in sorted(d, key=lambda k: (setup_order[d[k]["setup"]], d[k]["mode"] != "session", order[d[k]["kind"]])):
         s = d[k]
-        name = {"scaleout": "scaleout", "scaleout-thp0": "scaleout, MIMALLOC_ALLOW_THP=0",
+        name = {"scaleout": "scaleout", "scaleout-thp1": "scaleout, MIMALLOC_ALLOW_THP=1",
                 "seed-go": "seed-go"}[s["kind"]]
         go = s["kind"] == "seed-go"
         cpu = fmt(s["server_cpu_us_per_req"], ".1f") + ("" if go or s.get("vs_seed_go_cpu") is None
@@ -899,21 +899,21 @@ def tables(data) -> str:
     thp = data.get("thp") or {}
     if thp:
         on, off = thp["thp_on"], thp["thp_off"]
-        L.append(f"**4. Memory: mimalloc and transparent huge pages** (pinned runs, both modes). Default "
-                 f"(mimalloc asks for THP): peak {mb(on['peak_rss_kb']):.1f} MB of which {mb(on['thp_kb'] or 0):.0f} MB "
-                 f"huge pages, {on['cpu_us_per_req']:.1f} µs CPU/request; `MIMALLOC_ALLOW_THP=0`: peak "
+        L.append(f"**4. Memory: mimalloc and transparent huge pages** (pinned runs, both modes). With "
+                 f"`MIMALLOC_ALLOW_THP=1` (mimalloc asks for THP): peak {mb(on['peak_rss_kb']):.1f} MB of which {mb(on['thp_kb'] or 0):.0f} MB "
+                 f"huge pages, {on['cpu_us_per_req']:.1f} µs CPU/request; the default (THP off): peak "
                  f"{mb(off['peak_rss_kb']):.1f} MB, {off['cpu_us_per_req']:.1f} µs CPU/request: "
                  f"{thp['rss_saving']:.0%} less memory for {thp['cpu_cost']:+.0%} CPU per request → "
-                 f"{'THP off is the better default' if thp['recommend_thp_off'] else 'keep the default'} "
+                 f"{'THP off stays the right default' if thp['recommend_thp_off'] else 'THP off costs more than the rule allows'} "
                  f"(rule: THP off when it costs ≤ 10 % CPU and saves ≥ 25 % RSS).")
         L.append("")
     L.append("**5–6. Start-up and sizes**")
     L.append("")
-    L.append("| what | scaleout | scaleout, MIMALLOC_ALLOW_THP=0 | seed-go |")
+    L.append("| what | scaleout | scaleout, MIMALLOC_ALLOW_THP=1 | seed-go |")
     L.append("|---|--:|--:|--:|")
 
     def s3(key):
-        return [st.get(k, {}).get(key) for k in ("scaleout", "scaleout-thp0", "seed-go")]
+        return [st.get(k, {}).get(key) for k in ("scaleout", "scaleout-thp1", "seed-go")]
 
     med_ms = s3("median_ms")
     L.append(f"| start-up to first 200 from /readyz (seed-go: GET /), median of {STARTS}, ms | "
@@ -1048,7 +1048,7 @@ def main() -> int:
     data["sizes"] = sizes()
     d = data["direct"]["summary"]
     data["thp"] = thp_choice(data["direct"]["runs"])
-    recommended = "scaleout-thp0" if data["thp"].get("recommend_thp_off") else "scaleout"
+    recommended = "scaleout" if data["thp"].get("recommend_thp_off") else "scaleout-thp1"
     data["targets"] = targets(d, data["traefik"]["summary"], data["startup"], data["sizes"], recommended)
     data["runtime_secs"] = round(time.monotonic() - T_START, 1)
     md = tables(data)

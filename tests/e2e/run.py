@@ -10,10 +10,15 @@ Starts the stack with tests/stack/local.sh on free loopback ports, then:
      heals, no session broken
   5. restart Redis under load (2 s outage): only 503s and only during the outage,
      200 within 2 s of Redis returning, no session counter goes back
+  6. keys that need percent-encoding round-trip through /api/kv/{key} and ?key=; the
+     ones Traefik refuses in a path (%2F, %5C) work through the query
+  7. the malformed requests of tests/api.rs, sent through Traefik: no 5xx (other than
+     a JSON 503), 431 for oversized heads, 408 for a stalled body
 Prints the measured figures and a last line `N passed, M failed`; exit 1 on any failure.
 
 Environment: SCALEOUT_BIN (default target/release/scaleout), E2E_KEEP=1 keeps the state
-dir, E2E_ONLY=name[,name] runs some scenarios only (seed, scale_up, scale_down, kill, redis).
+dir, E2E_ONLY=name[,name] runs some scenarios only (seed, scale_up, scale_down, kill, redis,
+keys, hostile).
 Python 3 standard library only.
 """
 
@@ -532,12 +537,140 @@ def scenario_redis(stack):
           f"global_count after restart {body!r} not above {g_before} (data lost?)")
 
 
+# ------------------------------------------------------------------ keys and hostile input
+def raw_request(stack, data, timeout=10, stall=False):
+    """Sends raw bytes to Traefik -> (status, body bytes, seconds); status 0 if no answer.
+    Keeps what arrived before a reset. With stall, waits for the answer without closing."""
+    t = time.monotonic()
+    buf = b""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        try:
+            while b"\r\n\r\n" not in buf or not stall:
+                d = s.recv(65536)
+                if not d:
+                    break
+                buf += d
+        except OSError:
+            pass
+    took = time.monotonic() - t
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", buf)
+    return (int(m.group(1)) if m else 0), buf.partition(b"\r\n\r\n")[2], took
+
+
+# Keys with characters that need encoding: (key, path segment, query value).
+KEYS = [("a&b", "a%26b", "a%26b"), ("a+b", "a%2Bb", "a%2Bb"), ("100%", "100%25", "100%25"),
+        ("a%41", "a%2541", "a%2541"), ("a b", "a%20b", "a%20b"), ("é", "%C3%A9", "%C3%A9"),
+        ("k?x#y;z", "k%3Fx%23y%3Bz", "k%3Fx%23y%3Bz")]
+# Refused by Traefik in a path (encodedCharacters in traefik.yml), fine in a query.
+PATH_REFUSED = [("a/b", "a%2Fb"), ("a\\b", "a%5Cb")]
+
+
+def scenario_keys(stack):
+    c = Client(stack.base)
+    for i, (key, seg, q) in enumerate(KEYS):
+        req = urllib.request.Request(f"{stack.base}/api/kv/{seg}", data=f"v{i}".encode(), method="PUT")
+        try:
+            with c.opener.open(req, timeout=5) as r:
+                st, body = r.status, _decode(r.read())
+        except urllib.error.HTTPError as e:
+            st, body = e.code, _decode(e.read())
+        check(st == 200 and body.get("key") == key, f"PUT /api/kv/{seg}: {st} {body!r}")
+        st, body, _ = c.get(f"/api/get?key={q}")
+        check(st == 200 and body.get("key") == key and body.get("value") == f"v{i}",
+              f"/api/get?key={q} after PUT /api/kv/{seg}: {st} {body!r}")
+        st, body, _ = c.get(f"/api/kv/{seg}")
+        check(st == 200 and body.get("key") == key, f"GET /api/kv/{seg}: {st} {body!r}")
+    for key, enc in PATH_REFUSED:
+        st, body, _ = c.get(f"/api/kv/{enc}")
+        check(st == 400, f"GET /api/kv/{enc}: Traefik should refuse it with 400, got {st} {body!r}")
+        st, body, _ = c.get(f"/api/set?key={enc}&value=ok")
+        check(st == 200 and body.get("key") == key, f"/api/set?key={enc}: {st} {body!r}")
+        st, body, _ = c.get(f"/api/get?key={enc}")
+        check(st == 200 and body.get("value") == "ok", f"/api/get?key={enc}: {st} {body!r}")
+    FIGURES.append(("keys", {"round_trips": len(KEYS), "refused_in_path": [e for _, e in PATH_REFUSED]}))
+
+
+def hostile_requests():
+    """The malformed requests of tests/api.rs, as sent through Traefik under /api."""
+    def get(path):
+        return f"GET /api{path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode()
+
+    def with_(method, path):
+        return f"{method} /api{path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    long_key = "k" * 257
+    big = "v" * (64 * 1024 + 1)
+    cases = [
+        ("set without key", get("/set?value=1")), ("set with empty key", get("/set?key=&value=1")),
+        ("set without value", get("/set?key=a")), ("257-byte key", get(f"/set?key={long_key}&value=1")),
+        ("get without key", get("/get")), ("bad percent-encoding", get("/get?key=%FF%FE")),
+        ("value not UTF-8", get("/set?key=a&value=%C3%28")), ("key with LF", get("/get?key=a%0Ab")),
+        ("key with NUL", get("/set?key=a%00&value=1")), ("value with NUL", get("/set?key=a&value=a%00")),
+        ("kv path key over 256 bytes", get(f"/kv/{long_key}")), ("kv path not UTF-8", get("/kv/%FF")),
+        ("kv path with NUL", get("/kv/a%00b")), ("unknown path", get("/nope")),
+        ("path traversal", get("/../../etc/passwd")), ("encoded traversal", get("/..%2f..%2fetc/passwd")),
+        ("POST /", with_("POST", "/")), ("PUT /set", with_("PUT", "/set?key=a&value=1")),
+        ("PATCH /kv/a", with_("PATCH", "/kv/a")), ("made-up method", with_("BREW", "/")),
+        ("query of only separators", get("/get?&&&=&")),
+        ("URL of 8 KiB", get("/" + "a" * 8 * 1024)),
+        ("URL of 70 KiB", get("/set?key=a&value=" + "v" * 70 * 1024)),
+        ("URL of 1 MiB", get("/set?key=a&value=" + "v" * 1024 * 1024)),
+        ("200 headers", ("GET /api/ HTTP/1.1\r\nHost: t\r\n" + "".join(f"X-H{i}: v\r\n" for i in range(200))
+                         + "Connection: close\r\n\r\n").encode()),
+        ("PUT body over 64 KiB announced",
+         f"PUT /api/kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: {len(big)}\r\nConnection: close\r\n\r\n".encode()),
+        ("PUT chunked body over 64 KiB",
+         (f"PUT /api/kv/a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+          f"{len(big):x}\r\n{big}\r\n0\r\n\r\n").encode()),
+        ("PUT body not UTF-8",
+         b"PUT /api/kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\n\xff\xfe"),
+        ("PUT body with ESC",
+         b"PUT /api/kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\x1b[m"),
+        ("raw non-UTF-8 path", b"GET /api/\xff\xfe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        ("not HTTP at all", b"\x16\x03\x01 hello\r\n\r\n"),
+    ]
+    return cases
+
+
+def scenario_hostile(stack):
+    statuses, bad, slowest = {}, [], 0.0
+    for what, data in hostile_requests():
+        st, body, took = raw_request(stack, data)
+        statuses[what], slowest = st, max(slowest, took)
+        is_json_503 = st == 503 and body.startswith(b'{"error"')
+        # Traefik (Go) closes a connection that does not speak HTTP without a word.
+        no_answer_ok = what == "not HTTP at all"
+        if (st == 0 and not no_answer_ok) or (st >= 500 and not is_json_503):
+            bad.append(f"{what}: {st} {body[:80]!r}")
+    for what in ("URL of 70 KiB", "URL of 1 MiB", "200 headers"):
+        check(statuses[what] == 431, f"{what}: want 431, got {statuses[what]}")
+    # A body that stops: the app answers 408 after 2 s of silence; Traefik relays it
+    # once its own readTimeout (5 s) ends its wait for the rest of the body.
+    st, body, took = raw_request(
+        stack, b"PUT /api/kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789", timeout=15, stall=True)
+    statuses["stalled body"] = st
+    check(st == 408 and took < 8, f"stalled body: {st} after {took:.1f}s {body[:80]!r}")
+    check(not bad, "5xx or no answer through Traefik:\n  " + "\n  ".join(bad))
+    c = Client(stack.base)
+    check(c.get("/api/healthz")[0] == 200, "the app stopped serving after the hostile run")
+    counts = {}
+    for st in statuses.values():
+        counts[st] = counts.get(st, 0) + 1
+    FIGURES.append(("hostile", {"requests": len(statuses), "by_status": dict(sorted(counts.items())),
+                                "slowest_answer_s": round(slowest, 2), "stalled_body_s": round(took, 1)}))
+
+
 SCENARIOS = [
     ("seed", "seed README flows through /api/", scenario_seed),
     ("scale_up", "scale 3 -> 5 under load", scenario_scale_up),
     ("scale_down", "scale 5 -> 2 under load", scenario_scale_down),
     ("kill", "SIGKILL a replica under load", scenario_kill),
     ("redis", "restart Redis under load", scenario_redis),
+    ("keys", "keys with & + % space é through /api, / and \\ refused in paths", scenario_keys),
+    ("hostile", "malformed requests through Traefik: no 5xx", scenario_hostile),
 ]
 
 

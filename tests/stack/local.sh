@@ -353,6 +353,10 @@ entryPoints:
         allowEncodedSlash: false
         allowEncodedBackSlash: false
         allowEncodedNullCharacter: false
+      maxHeaderBytes: 16384
+    transport:
+      respondingTimeouts:
+        readTimeout: 5s
   dashboard:
     address: "127.0.0.1:$DASH_PORT"
     http:

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest'
 
 import { jsonResponse, mockFetch } from '@/test/helpers'
 
-import { ApiError, api, describeError, timeoutError, timeoutSignal } from './client'
+import { ApiError, KEY_REFUSED_BY_PROXY, api, describeError, timeoutError, timeoutSignal } from './client'
 
 describe('api client', () => {
   it('calls /api/ with credentials and no caching', async () => {
@@ -28,14 +28,31 @@ describe('api client', () => {
     expect(init?.headers).toMatchObject({ 'Content-Type': 'application/json' })
   })
 
-  it('sets and gets keys under /api/kv/{key}, escaping the key', async () => {
+  it('sets and gets keys under /api/kv/{key}, escaping the key once', async () => {
+    // encodeURIComponent('a b&c+d%é'): what the API decodes back, exactly once.
     const fetch = mockFetch({
-      'PUT /api/kv/a%20b%2Fc': (init) => jsonResponse({ key: 'a b/c', value: String(init?.body), served_by: 'app-1' }),
-      'GET /api/kv/a%20b%2Fc': () => jsonResponse({ key: 'a b/c', value: 'v', served_by: 'app-3' }),
+      'PUT /api/kv/a%20b%26c%2Bd%25%C3%A9': (init) =>
+        jsonResponse({ key: 'a b&c+d%é', value: String(init?.body), served_by: 'app-1' }),
+      'GET /api/kv/a%20b%26c%2Bd%25%C3%A9': () => jsonResponse({ key: 'a b&c+d%é', value: 'v', served_by: 'app-3' }),
     })
-    expect((await api.setKey('a b/c', 'v')).value).toBe('v')
-    expect((await api.getKey('a b/c')).served_by).toBe('app-3')
+    expect((await api.setKey('a b&c+d%é', 'v')).value).toBe('v')
+    expect((await api.getKey('a b&c+d%é')).served_by).toBe('app-3')
     expect(fetch).toHaveBeenCalledTimes(2)
+  })
+
+  it('says so in words when the proxy refuses a key with / or \\', async () => {
+    // What the real stack answers: Traefik's empty 400, not the API's JSON.
+    mockFetch({
+      'GET /api/kv/a%2Fb': () => new Response('', { status: 400 }),
+      'PUT /api/kv/a%5Cb': () => new Response('', { status: 400 }),
+      'GET /api/kv/%20': () => jsonResponse({ error: 'missing key' }, 400),
+    })
+    const refused = new ApiError(400, KEY_REFUSED_BY_PROXY)
+    await expect(api.getKey('a/b')).rejects.toEqual(refused)
+    await expect(api.setKey('a\\b', 'v')).rejects.toEqual(refused)
+    expect(describeError(refused)).toBe(`${KEY_REFUSED_BY_PROXY} (HTTP 400)`)
+    // The API's own 400 keeps its sentence.
+    await expect(api.getKey(' ')).rejects.toEqual(new ApiError(400, 'missing key'))
   })
 
   it('turns error answers into ApiError with the server sentence', async () => {

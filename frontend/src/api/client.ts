@@ -75,15 +75,32 @@ export const api = {
     }),
 
   setKey: (key: string, value: string, signal?: AbortSignal): Promise<KvResponse> =>
-    request(`/kv/${encodeURIComponent(key)}`, decodeKv, {
+    kvRequest(key, {
       method: 'PUT',
       body: value,
       contentType: 'text/plain;charset=utf-8',
       signal,
     }),
 
-  getKey: (key: string, signal?: AbortSignal): Promise<KvResponse> =>
-    request(`/kv/${encodeURIComponent(key)}`, decodeKv, { signal }),
+  getKey: (key: string, signal?: AbortSignal): Promise<KvResponse> => kvRequest(key, { signal }),
+}
+
+/**
+ * What the dashboard says when Traefik, not the API, refuses a key: it rejects an encoded
+ * `/`, `\` or NUL in a path with an empty 400 (traefik/traefik.yml, `encodedCharacters`).
+ */
+export const KEY_REFUSED_BY_PROXY = 'the proxy refuses keys containing / or \\ in a URL path; choose another key'
+
+/** `/kv/{key}` with the key escaped once; a 400 without the API's JSON sentence is Traefik's. */
+async function kvRequest(key: string, opts: RequestOptions): Promise<KvResponse> {
+  try {
+    return await request(`/kv/${encodeURIComponent(key)}`, decodeKv, opts)
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 400 && err.message === 'HTTP 400') {
+      throw new ApiError(400, KEY_REFUSED_BY_PROXY)
+    }
+    throw err
+  }
 }
 
 /** A short human sentence for anything a request can throw. */

@@ -25,6 +25,13 @@ describe('useKv', () => {
     expect(e).toMatchObject({ op: 'get', key: 'nope', value: null, servedBy: null, error: 'key not found' })
   })
 
+  it('explains a key the proxy refuses instead of a bare HTTP 400', async () => {
+    mockFetch({ 'PUT /api/kv/a%2Fb': () => new Response('', { status: 400 }) })
+    const kv = useKv()
+    const e = await kv.set('a/b', 'v')
+    expect(e.error).toBe('the proxy refuses keys containing / or \\ in a URL path; choose another key (HTTP 400)')
+  })
+
   it('keeps only the last few entries', async () => {
     mockFetch({ 'GET /api/kv/k': () => jsonResponse({ key: 'k', value: 'v', served_by: 'app-1' }) })
     const kv = useKv(3)
