@@ -89,12 +89,12 @@ impl Store {
         self.link.connector()
     }
 
-    /// Checks the connection every [`WARM_EVERY`], or sooner when a call failed in a way
-    /// that suggests a failover (see [`Link::check`]), for as long as the task runs. A `ConnectionManager`
-    /// notices a lost connection only when a call fails, so without this the first request
-    /// after an outage would fail too; with it, the connection is back within a beat of
-    /// Redis returning, even with no traffic. With Sentinels, this is also what follows
-    /// the primary (see [`Connector::follow`]).
+    /// Checks the connection ([`Link::check`]) every [`WARM_EVERY`], or sooner when a call
+    /// failed in a way that suggests a failover, for as long as the task runs. A
+    /// `ConnectionManager` notices a lost connection only when a call fails, so without
+    /// this the first request after an outage would fail too; with it, the connection is
+    /// back within a beat of Redis returning, even with no traffic. With Sentinels, this
+    /// is also what follows the primary (see [`Connector::follow`]).
     pub async fn keep_warm(self) {
         loop {
             let check = self.link.check();
