@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use nanorand::Rng;
 use redis::AsyncCommands;
+use scaleout::config::Settings;
 use scaleout::fleet::{Member, now_ms};
 use scaleout::jobs::queue::{self, Consumer, Enqueued, Outcome};
 use scaleout::jobs::{Job, Limits, MAX_NAME, Status};
@@ -44,7 +45,9 @@ async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Opt
 
 /// The test's own handle on the queue, through the library.
 fn store(redis: &Redis) -> Store {
-    Store::connect_lazy(&redis.url(), Arc::new(Metrics::default())).expect("a redis url")
+    let settings = Settings::from_vars([("REDIS_URL".to_string(), redis.url())].into_iter())
+        .expect("a redis url");
+    Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
 }
 
 /// A worker process with short simulated work unless `extra` says otherwise.
@@ -350,7 +353,6 @@ async fn nothing_is_lost_across_200_jobs_with_two_workers_and_random_kills() {
 async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let redis = Redis::start();
     let store = store(&redis);
-    let url = redis.url();
     let hour = Duration::from_secs(3600);
     let limits = Limits {
         lease: hour,
@@ -359,7 +361,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     };
     let consumer = async |name: &str, lease: Duration| {
         let limits = Limits { lease, ..limits };
-        let consumer = Consumer::new(&url, name, limits, store.clone()).unwrap();
+        let consumer = Consumer::new(name, limits, store.clone());
         consumer.register().await.unwrap();
         consumer
     };
@@ -472,7 +474,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
         max_attempts: 1,
         ..limits
     };
-    let g = Consumer::new(&url, "worker-g", once, store.clone()).unwrap();
+    let g = Consumer::new("worker-g", once, store.clone());
     g.register().await.unwrap();
     let other = enqueue(&store, "other").await;
     let item = g.take().await.unwrap().expect("an item");
@@ -481,7 +483,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let lost = job(&store, &other).await;
     assert_eq!(lost.status, Status::Dead);
     assert!(lost.last_error.unwrap().contains("worker-g lost"));
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [other, id]);
     assert_eq!(redis.int(&["LLEN", "jobs"]), 0);
@@ -527,7 +529,7 @@ async fn a_failing_job_retries_with_backoff_then_goes_dead() {
         (&Value::from(id.as_str()), &Value::from(3))
     );
 
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [id]);
     let stats = queue::stats(&store).await.unwrap();
@@ -781,7 +783,7 @@ async fn a_job_whose_worker_is_killed_on_every_attempt_goes_dead_after_the_last(
         error.contains("worker-a") && error.contains("lost"),
         "{error}"
     );
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [id.as_str()]);
     assert_eq!(redis.int(&["LLEN", "jobs"]), 0, "not claimed a 4th time");
@@ -880,7 +882,7 @@ async fn the_dead_list_is_bounded_and_keeps_the_details_of_what_it_lists() {
     })
     .await;
 
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [ids[2].clone(), ids[1].clone()], "newest first");
     assert!(

@@ -7,6 +7,7 @@ mod jobs;
 mod kv;
 mod metrics;
 mod params;
+mod redis;
 mod session;
 
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(get("/jobs/{id}", web::get().to(jobs::show)))
+        .service(get("/redis", web::get().to(redis::tier)))
         .service(get("/metrics", web::get().to(metrics::metrics)))
         .service(get("/metrics/fleet", web::get().to(metrics::fleet)));
 }
