@@ -30,16 +30,39 @@ fn tier() -> (Redis, Redis, Redis) {
         (primary.int(&["WAIT", "1", "100"]) == 1).then_some(())
     });
     let sentinel = Redis::sentinel(&primary, "scaleout");
+    // Listed is not enough: until the Sentinel has connected to the replica and read its
+    // INFO, it would answer a failover with NOGOODSLAVE.
     wait_for(
-        "the Sentinel to find the replica",
+        "the Sentinel to find the replica and read its INFO",
         Duration::from_secs(15),
-        || {
-            cli(&sentinel, &["SENTINEL", "REPLICAS", "scaleout"])
-                .contains(&replica.port.to_string())
-                .then_some(())
-        },
+        || promotable(&sentinel, &replica).then_some(()),
     );
     (primary, replica, sentinel)
+}
+
+/// Whether the Sentinel would promote `replica` now: it lists it with no flag but `slave`
+/// (not disconnected, not down) and read its INFO within the last 5 s, the freshness
+/// Sentinel itself requires of a replica it promotes.
+fn promotable(sentinel: &Redis, replica: &Redis) -> bool {
+    let reply = cli(sentinel, &["SENTINEL", "REPLICAS", "scaleout"]);
+    let lines: Vec<&str> = reply.lines().collect();
+    let name = format!("127.0.0.1:{}", replica.port);
+    // One replica's fields come as `name`, value, `ip`, value, ...; each starts at `name`.
+    lines
+        .split(|line| *line == "name")
+        .filter(|fields| fields.first() == Some(&name.as_str()))
+        .any(|fields| {
+            let field = |key: &str| {
+                fields
+                    .iter()
+                    .position(|f| *f == key)
+                    .and_then(|i| fields.get(i + 1))
+            };
+            field("flags") == Some(&"slave")
+                && field("info-refresh")
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                    .is_some_and(|ms| ms < 5000)
+        })
 }
 
 /// Polls `/readyz` until it answers 200.
