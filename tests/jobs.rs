@@ -16,7 +16,7 @@ use scaleout::jobs::queue::{self, Consumer, Enqueued, Outcome};
 use scaleout::jobs::{Job, Limits, MAX_NAME, Status};
 use scaleout::keys;
 use scaleout::metrics::Metrics;
-use scaleout::store::Store;
+use scaleout::store::{RedisFailure, Store};
 use serde_json::Value;
 
 use common::http::{self, get, send};
@@ -47,6 +47,19 @@ async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Opt
 fn store(redis: &Redis) -> Store {
     let settings = Settings::from_vars([("REDIS_URL".to_string(), redis.url())].into_iter())
         .expect("a redis url");
+    Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
+}
+
+/// A handle on the queue like [`store`], that WAITs for `replicas` after every write
+/// (for at most 20 ms).
+fn waiting_store(redis: &Redis, replicas: u32) -> Store {
+    let vars = [
+        ("REDIS_URL", redis.url()),
+        ("REDIS_WAIT_REPLICAS", replicas.to_string()),
+        ("REDIS_WAIT_TIMEOUT_MS", "20".to_string()),
+    ];
+    let settings = Settings::from_vars(vars.into_iter().map(|(k, v)| (k.to_string(), v)))
+        .expect("valid settings");
     Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
 }
 
@@ -893,4 +906,62 @@ async fn the_dead_list_is_bounded_and_keeps_the_details_of_what_it_lists() {
         assert_eq!(job(&store, id).await.status, Status::Dead);
         assert_eq!(redis.int(&["TTL", &keys::job(id)]), -1, "kept while listed");
     }
+}
+
+/// Whether a step made its change but was not confirmed: no replica acknowledged it.
+fn not_replicated<T>(result: Result<T, RedisFailure>) -> bool {
+    matches!(
+        result,
+        Err(RedisFailure::NotReplicated { acks: 0, wanted: 1 })
+    )
+}
+
+/// With `REDIS_WAIT_REPLICAS`, every job state change is confirmed only once replicas
+/// acknowledged it: with none there, each step made its change on the primary but
+/// answers "not replicated"; once a replica is in sync, the same steps succeed.
+#[tokio::test]
+async fn every_job_state_change_waits_for_the_replicas_asked_for() {
+    let redis = Redis::start();
+    let plain = store(&redis);
+    let waiting = waiting_store(&redis, 1);
+    let limits = Limits {
+        lease: Duration::from_secs(3600),
+        max_attempts: 3,
+        dead_max: 1000,
+    };
+
+    let id = scaleout::jobs::new_id();
+    assert!(not_replicated(queue::enqueue(&waiting, &id, "wait").await));
+    assert_eq!(job(&plain, &id).await.status, Status::Queued, "made anyway");
+    let consumer = Consumer::new("worker-w", limits, waiting.clone());
+    assert!(not_replicated(consumer.register().await));
+    let item = consumer.take().await.unwrap().expect("the item");
+    let claim = consumer.claim(&item).await;
+    assert!(not_replicated(claim), "claim");
+    assert_eq!(job(&plain, &id).await.status, Status::Processing);
+    assert!(not_replicated(queue::reclaim(&waiting, &limits).await));
+    assert!(not_replicated(consumer.retire().await), "requeue");
+
+    // A replica in sync: the same steps are confirmed.
+    let _replica = Redis::replica_of(&redis);
+    until(
+        "the replica to be in sync",
+        Duration::from_secs(10),
+        async || (redis.int(&["WAIT", "1", "100"]) == 1).then_some(()),
+    )
+    .await;
+    enqueue(&waiting, "wait again").await;
+    consumer.register().await.expect("registered");
+    let mut claimed = None;
+    while claimed.is_none() {
+        let item = consumer.take().await.unwrap().expect("an item");
+        claimed = consumer.claim(&item).await.expect("claimed");
+    }
+    let claim = claimed.unwrap();
+    assert!(consumer.renew(&claim).await.expect("renewed"));
+    assert!(consumer.finish(&claim, &Outcome::Done).await.expect("done"));
+    assert_eq!(
+        queue::reclaim(&waiting, &limits).await.expect("ran"),
+        (0, 0)
+    );
 }
