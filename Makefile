@@ -13,7 +13,7 @@ export SCALEOUT_BIN := $(BIN)
 NIX := nix --extra-experimental-features 'nix-command flakes'
 
 .PHONY: help build images up scale down clean logs ps load local local-scale release frontend \
-        deps test test-rust test-frontend test-e2e test-browser test-compose test-nix test-quickstart \
+        deps test test-rust test-frontend test-e2e test-ha test-browser test-compose test-nix test-quickstart \
         bench swarm-init swarm-leave swarm-deploy swarm-scale swarm-update swarm-rollback \
         swarm-status swarm-rm test-swarm test-swarm-multi
 
@@ -107,7 +107,7 @@ swarm-rm: ## remove the stack (the Redis volume stays on its node)
 	$(DOCKER) stack rm $(STACK)
 
 # ---- Host mode: the same stack on loopback, no Docker
-local: ## the same stack on loopback, no Docker (installs its tools; Ctrl-C stops)
+local: ## the same stack on loopback, no Docker (installs its tools; Ctrl-C stops); HA=1: Redis with 2 replicas, 3 Sentinels
 	.ci/deps local
 	@$(MAKE) --no-print-directory release frontend
 	tests/stack/local.sh up $(N)
@@ -127,7 +127,7 @@ frontend: ## the dashboard: frontend/dist
 deps: ## install what the tests need (Debian, as root); see .ci/deps
 	.ci/deps
 
-test: deps test-rust test-frontend test-e2e test-browser test-compose test-quickstart test-swarm test-swarm-multi test-nix ## everything
+test: deps test-rust test-frontend test-e2e test-ha test-browser test-compose test-quickstart test-swarm test-swarm-multi test-nix ## everything
 
 test-rust: ## unit and black-box tests against real Redis
 	cargo test --all-targets
@@ -137,6 +137,9 @@ test-frontend: ## vue-tsc, vitest, and the production build
 
 test-e2e: release ## host mode through real Traefik: seed flows, scaling, kills, Redis restart
 	python3 tests/e2e/run.py
+
+test-ha: release ## Redis failover under load: real Sentinels and Traefik on loopback, with and without WAIT
+	python3 tests/ha/run.py
 
 test-browser: release ## Chromium drives the dashboard on a host-mode stack
 	tests/browser.sh

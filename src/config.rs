@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
-use DefaultValue::{Computed, Text};
+use DefaultValue::{Computed, Text, Unset};
 
 /// Every variable scaleout reads, as `(name, default, meaning, rule)`. The value is parsed
 /// by the type of its [`Settings`] field (the field is the name in lower case); `rule` is
@@ -21,8 +21,35 @@ pub const VARS: &[Var] = &[
     var(
         "REDIS_URL",
         Text("redis://127.0.0.1:6379"),
-        "Redis to keep all state in",
+        "Redis to keep all state in (ignored when `REDIS_SENTINELS` is set)",
         Rule::RedisUrl,
+    ),
+    var(
+        "REDIS_SENTINELS",
+        Unset,
+        "comma-separated `host:port` Sentinels: follow the primary they name (see Redis high availability)",
+        Rule::HostPorts,
+    ),
+    var(
+        "REDIS_MASTER_NAME",
+        Text("scaleout"),
+        "the name the Sentinels monitor the primary under",
+        Rule::Name,
+    ),
+    var(
+        "REDIS_WAIT_REPLICAS",
+        Text("0"),
+        // More is a typo: nobody runs that many replicas.
+        "after each write, `WAIT` for this many replicas (`0`: off); fewer acknowledgements: 503",
+        Rule::AtMost(16),
+    ),
+    var(
+        "REDIS_WAIT_TIMEOUT_MS",
+        Text("100"),
+        // WAIT runs inside a request, whose Redis calls are bounded by
+        // `store::CALL_TIMEOUT` (800 ms): the write and its WAIT must fit in it.
+        "how long that `WAIT` may take (1 to 500: it must fit in a request's 800 ms Redis bound)",
+        Rule::Within(1, 500),
     ),
     var(
         "LISTEN_ADDR",
@@ -114,6 +141,8 @@ pub enum DefaultValue {
     Text(&'static str),
     /// Worked out at start-up: how `--help` describes it, and how to work it out.
     Computed(&'static str, fn() -> String),
+    /// Empty, shown as "unset": the feature is off.
+    Unset,
 }
 
 impl DefaultValue {
@@ -121,6 +150,7 @@ impl DefaultValue {
         match self {
             Self::Text(text) => text.to_owned(),
             Self::Computed(_, compute) => compute(),
+            Self::Unset => String::new(),
         }
     }
 
@@ -129,6 +159,7 @@ impl DefaultValue {
         match self {
             Self::Text(text) => format!("`{text}`"),
             Self::Computed(description, _) => description.to_owned(),
+            Self::Unset => "unset".to_owned(),
         }
     }
 }
@@ -144,12 +175,16 @@ pub enum Rule {
     AtLeast(u64),
     /// A number at most this.
     AtMost(u64),
+    /// A number from the first to the second.
+    Within(u64, u64),
     /// A name: 1 to 128 bytes.
     Name,
     /// A URL redis-rs can connect to.
     RedisUrl,
     /// A tracing-subscriber `EnvFilter`.
     LogFilter,
+    /// Empty, or a comma-separated list of `host:port` (see [`host_ports`]).
+    HostPorts,
 }
 
 impl Rule {
@@ -166,6 +201,9 @@ impl Rule {
             Self::Parses => Ok(()),
             Self::AtLeast(min) if number() < min => broken(&format!("be at least {min}")),
             Self::AtMost(max) if number() > max => broken(&format!("be at most {max}")),
+            Self::Within(min, max) if !(min..=max).contains(&number()) => {
+                broken(&format!("be from {min} to {max}"))
+            }
             Self::Name if value.is_empty() => broken("not be empty"),
             Self::Name if value.len() > 128 => broken("be at most 128 bytes"),
             Self::RedisUrl => redis::IntoConnectionInfo::into_connection_info(value)
@@ -174,6 +212,7 @@ impl Rule {
             Self::LogFilter => EnvFilter::try_new(value)
                 .map(drop)
                 .map_err(|source| ConfigError::LogFilter { name, source }),
+            Self::HostPorts => host_ports(name, value).map(drop),
             _ => Ok(()),
         }
     }
@@ -213,6 +252,11 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub redis_url: String,
+    /// Empty: standalone mode on `redis_url`. Parsed by [`Settings::sentinels`].
+    pub redis_sentinels: String,
+    pub redis_master_name: String,
+    pub redis_wait_replicas: u32,
+    pub redis_wait_timeout_ms: u64,
     pub listen_addr: SocketAddr,
     pub instance_name: String,
     pub drain_secs: u64,
@@ -260,6 +304,13 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The Sentinels to ask for the primary, as `host:port`; empty in standalone mode.
+    /// [`Settings::from_vars`] has checked them already; the error is for a `Settings`
+    /// made another way.
+    pub fn sentinels(&self) -> Result<Vec<String>, ConfigError> {
+        host_ports("REDIS_SENTINELS", &self.redis_sentinels)
+    }
+
     pub fn drain(&self) -> Duration {
         Duration::from_secs(self.drain_secs)
     }
@@ -270,7 +321,7 @@ impl Settings {
         for (name, default, meaning, _) in VARS {
             let plain = |s: &str| s.replace('`', "");
             out.push_str(&format!(
-                "  {name:<20} {} [{}]\n",
+                "  {name:<21} {} [{}]\n",
                 plain(meaning),
                 plain(&default.shown())
             ));
@@ -286,6 +337,26 @@ impl Settings {
         }
         out
     }
+}
+
+/// `list` split at commas into `host:port` entries (a port from 1 up); empty: none. The
+/// error names variable `name` and the first entry that is not a `host:port`.
+fn host_ports(name: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    list.split(',')
+        .map(str::trim)
+        .map(|entry| match entry.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+                Ok(entry.to_owned())
+            }
+            _ => Err(ConfigError::Rule {
+                name,
+                rule: format!("be a comma-separated list of host:port ('{entry}' is not)"),
+            }),
+        })
+        .collect()
 }
 
 /// Every variable in [`VARS`] order: the given value, else the default.
@@ -336,6 +407,23 @@ mod tests {
         assert_eq!(s.listen_addr.port(), 8080);
         assert_eq!(s.drain_secs, 5);
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.sentinels().unwrap(), Vec::<String>::new());
+        assert_eq!(s.redis_master_name, "scaleout");
+        assert_eq!(s.redis_wait_replicas, 0);
+        assert_eq!(s.redis_wait_timeout_ms, 100);
+    }
+
+    #[test]
+    fn sentinels_are_a_list() {
+        let s = Settings::from_vars(vars(&[(
+            "REDIS_SENTINELS",
+            "127.0.0.1:26379, sentinel-2:26379",
+        )]))
+        .unwrap();
+        assert_eq!(
+            s.sentinels().unwrap(),
+            ["127.0.0.1:26379", "sentinel-2:26379"]
+        );
     }
 
     #[test]
@@ -348,6 +436,14 @@ mod tests {
             ("REDIS_URL", "http://127.0.0.1:6379"),
             ("REDIS_URL", "not a url"),
             ("RUST_LOG", "info,scaleout=loud"),
+            ("REDIS_SENTINELS", "127.0.0.1"),
+            ("REDIS_SENTINELS", "127.0.0.1:26379,:26380"),
+            ("REDIS_SENTINELS", "127.0.0.1:99999"),
+            ("REDIS_MASTER_NAME", ""),
+            ("REDIS_WAIT_REPLICAS", "-1"),
+            ("REDIS_WAIT_REPLICAS", "17"),
+            ("REDIS_WAIT_TIMEOUT_MS", "0"),
+            ("REDIS_WAIT_TIMEOUT_MS", "900"),
         ] {
             let err = Settings::from_vars(vars(&[(k, v)]))
                 .unwrap_err()

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Redis is full and refused a write: 503 with `Retry-After`, and a message that says
     /// so, because an operator has to act (raise `maxmemory`, free keys).
     RedisOutOfMemory,
+    /// `REDIS_WAIT_REPLICAS` is set and fewer replicas acknowledged a write in time: it
+    /// may be lost in a failover, so it is not confirmed. 503 with `Retry-After`.
+    NotReplicated,
     /// A failure retrying cannot fix (a WRONGTYPE, a script error): 500. The details are
     /// in the error-level log line, not in the response.
     Internal,
@@ -56,6 +59,7 @@ impl fmt::Display for ApiError {
             Self::RedisOutOfMemory => {
                 f.write_str("redis is out of memory: writes are refused until memory is freed")
             }
+            Self::NotReplicated => f.write_str("write not replicated"),
             Self::Internal => f.write_str("internal error: a redis command failed (see the log)"),
         }
     }
@@ -69,6 +73,7 @@ impl From<RedisFailure> for ApiError {
             RedisFailure::Unavailable(_) => Self::RedisUnavailable,
             RedisFailure::OutOfMemory(_) => Self::RedisOutOfMemory,
             RedisFailure::Other(_) => Self::Internal,
+            RedisFailure::NotReplicated { .. } => Self::NotReplicated,
         }
     }
 }
@@ -81,14 +86,19 @@ impl WebResponseError<DefaultError> for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::RedisUnavailable | Self::RedisOutOfMemory => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RedisUnavailable | Self::RedisOutOfMemory | Self::NotReplicated => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self, _: &HttpRequest) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, Self::RedisUnavailable | Self::RedisOutOfMemory) {
+        if matches!(
+            self,
+            Self::RedisUnavailable | Self::RedisOutOfMemory | Self::NotReplicated
+        ) {
             res.header("retry-after", "1");
         }
         res.json(&ErrorBody {

@@ -104,10 +104,10 @@ impl Member {
         .ignore()
         .zrembyscore(keys::INSTANCES, "-inf", stale_before(now))
         .ignore();
-        let mut conn = store.conn();
+        let conn = store.conn();
         store
             .background(Background::Heartbeat, async move {
-                pipe.query_async::<()>(&mut conn).await
+                pipe.query_async::<()>(&mut conn?).await
             })
             .await
     }
@@ -119,11 +119,11 @@ impl Member {
             .ignore()
             .zrem(keys::INSTANCES, &self.name)
             .ignore();
-        let mut conn = store.conn();
+        let conn = store.conn();
         let _ = store
             .bounded(
                 "leave",
-                async move { pipe.query_async::<()>(&mut conn).await },
+                async move { pipe.query_async::<()>(&mut conn?).await },
             )
             .await;
     }
@@ -162,9 +162,9 @@ pub async fn list(store: &Store) -> Result<Vec<Instance>, RedisFailure> {
         .zrembyscore(keys::INSTANCES, "-inf", stale_before(now_ms()))
         .ignore()
         .zrange(keys::INSTANCES, 0, -1);
-    let mut conn = store.conn();
+    let conn = store.conn();
     let (names,): (Vec<String>,) = store
-        .bounded("ZRANGE", async move { pipe.query_async(&mut conn).await })
+        .bounded("ZRANGE", async move { pipe.query_async(&mut conn?).await })
         .await?;
     if names.is_empty() {
         return Ok(Vec::new());
@@ -173,9 +173,9 @@ pub async fn list(store: &Store) -> Result<Vec<Instance>, RedisFailure> {
     for name in &names {
         pipe.hgetall(keys::instance(name));
     }
-    let mut conn = store.conn();
+    let conn = store.conn();
     let rows: Vec<Vec<(String, String)>> = store
-        .bounded("HGETALL", async move { pipe.query_async(&mut conn).await })
+        .bounded("HGETALL", async move { pipe.query_async(&mut conn?).await })
         .await?;
     let mut fleet: Vec<Instance> = rows
         .into_iter()

@@ -12,9 +12,11 @@
 //!   made from the Redis layer's error in one place). Each response body is a Rust type;
 //!   `routes/contract.rs` (a test) writes the dashboard's TypeScript types and decoder
 //!   schema from them.
-//! - [`store`]: the Redis connection, calls bounded in time, and the Redis layer's error
-//!   (`RedisFailure`) that store, fleet and jobs return; [`keys`]: every key name;
-//!   [`scripts`]: every Lua script, one `.lua` file each, touching only keys passed in.
+//! - [`store`]: Redis calls bounded in time (and WAITed on after writes when asked), and
+//!   the Redis layer's error (`RedisFailure`) that store, fleet and jobs return; [`keys`]:
+//!   every key name; [`scripts`]: every Lua script, one `.lua` file each, touching only
+//!   keys passed in.
+//! - [`connector`]: where Redis is: one address, or the primary the Sentinels name.
 //! - [`fleet`]: heartbeats behind `/instances`.
 //! - [`jobs`]: the reliable job queue and `scaleout worker` (with its own error type).
 //! - [`metrics`]: counters and the latency histogram behind `/metrics`.
@@ -24,6 +26,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connector;
 pub mod error;
 pub mod fleet;
 pub mod healthcheck;

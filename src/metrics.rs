@@ -37,6 +37,8 @@ pub struct Metrics {
     /// Failed calls of the background loops, by [`Background`] task: apart from the
     /// above, so an idle replica during an outage shows no request failures.
     background_failures: [AtomicU64; Background::ALL.len()],
+    /// Writes answered 503 because fewer than `REDIS_WAIT_REPLICAS` acknowledged them.
+    not_replicated: AtomicU64,
 }
 
 impl Metrics {
@@ -60,6 +62,10 @@ impl Metrics {
 
     pub fn redis_failed(&self, kind: FailureKind) {
         self.redis_errors[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn not_replicated(&self) {
+        self.not_replicated.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn background_failed(&self, task: Background) {
@@ -120,6 +126,13 @@ impl Metrics {
                 task.label()
             );
         }
+        gauge(
+            out,
+            "scaleout_redis_writes_not_replicated_total",
+            "counter",
+            "Writes answered 503 because fewer than REDIS_WAIT_REPLICAS replicas acknowledged them.",
+            self.not_replicated.load(Ordering::Relaxed),
+        );
     }
 }
 

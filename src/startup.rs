@@ -18,6 +18,7 @@ use ntex::time::Seconds;
 use ntex::web::{self, App};
 
 use crate::config::Settings;
+use crate::connector::Connector;
 use crate::error::ErrorBody;
 use crate::fleet::{Member, Role, now_ms};
 use crate::metrics::{Metrics, Track};
@@ -55,10 +56,17 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let drain = Drain::default();
         let listener = TcpListener::bind(settings.listen_addr)?;
-        let (s, m, d) = (settings.clone(), metrics.clone(), drain.clone());
+        // One connector for the process, so every thread leaves an old primary as soon as
+        // one of them found the new one; each thread's store has its own connections.
+        let connector = Arc::new(Connector::new(&settings).map_err(io::Error::other)?);
+        let (s, m, d, c) = (
+            settings.clone(),
+            metrics.clone(),
+            drain.clone(),
+            connector.clone(),
+        );
         let factory = async move || {
-            let store =
-                Store::connect_lazy(&s.redis_url, m.clone()).expect("Settings checked REDIS_URL");
+            let store = Store::new(c.clone(), &s, m.clone());
             ntex::rt::spawn(store.clone().keep_warm());
             let state = AppState {
                 store,
@@ -79,7 +87,7 @@ impl Application {
             handled: metrics.handled.clone(),
             draining: drain.flag(),
         };
-        let store = Store::connect_lazy(&settings.redis_url, metrics).map_err(io::Error::other)?;
+        let store = Store::new(connector, &settings, metrics);
         Self::start(
             factory,
             listener,
@@ -147,9 +155,13 @@ impl Application {
             member,
             ..
         } = self;
-        let heartbeat = member
-            .as_ref()
-            .map(|(m, store)| ntex::rt::spawn(m.clone().run(store.clone())));
+        // The heartbeat's store follows the primary like the workers' stores do.
+        let heartbeat = member.as_ref().map(|(m, store)| {
+            (
+                ntex::rt::spawn(m.clone().run(store.clone())),
+                ntex::rt::spawn(store.clone().keep_warm()),
+            )
+        });
         let signal = tokio::select! {
             result = &mut server => return result,
             signal = shutdown::signalled() => signal,
@@ -174,8 +186,9 @@ impl Application {
         {
             tracing::warn!("server did not report its stop in time; exiting anyway");
         }
-        if let Some(task) = heartbeat {
-            task.cancel();
+        if let Some((beat, keep_warm)) = heartbeat {
+            beat.cancel();
+            keep_warm.cancel();
         }
         if let Some((m, store)) = &member {
             m.leave(store).await;

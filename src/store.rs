@@ -13,10 +13,12 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use std::sync::Arc;
 
+use crate::config::Settings;
+use crate::connector::{Connector, Link};
 use crate::metrics::Metrics;
 use crate::{keys, scripts};
 
@@ -25,82 +27,120 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// How often [`Store::keep_warm`] checks the connection.
 const WARM_EVERY: Duration = Duration::from_millis(250);
+/// The shortest gap between two checks, however many failed calls ask for one.
+const RECHECK_GAP: Duration = Duration::from_millis(50);
 
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    /// This thread's connections to the primary (clones of a store share them).
+    link: Arc<Link>,
     metrics: Arc<Metrics>,
+    /// `REDIS_WAIT_REPLICAS` and `REDIS_WAIT_TIMEOUT_MS`: see [`Store::written`].
+    wait_replicas: u32,
+    wait_timeout_ms: u64,
 }
 
 impl Store {
-    /// Prepares a connection without dialing: the first call connects, so a replica starts
-    /// (and answers `/healthz`) even while Redis is down. Must run inside a tokio runtime.
-    pub fn connect_lazy(url: &str, metrics: Arc<Metrics>) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(250)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(200));
-        Ok(Self {
-            conn: ConnectionManager::new_lazy_with_config(client, config)?,
+    /// A store with connections of its own to the primary `connector` knows. Dials
+    /// nothing: the first call connects, so a replica starts (and answers `/healthz`) even
+    /// while Redis is down. Every thread that serves requests makes its own.
+    pub fn new(connector: Arc<Connector>, settings: &Settings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            link: Arc::new(Link::new(connector)),
             metrics,
-        })
+            wait_replicas: settings.redis_wait_replicas,
+            wait_timeout_ms: settings.redis_wait_timeout_ms,
+        }
     }
 
-    /// A handle for callers that build their own commands (fleet, jobs).
-    pub fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// A store with a connector of its own (a process with one store: the worker, tests).
+    /// The error names the variable at fault.
+    pub fn connect_lazy(settings: &Settings, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let connector = Arc::new(Connector::new(settings)?);
+        Ok(Self::new(connector, settings, metrics))
     }
 
-    /// Pings Redis every [`WARM_EVERY`] for as long as the worker thread runs. A
+    /// A connection to the primary, for callers that build their own commands (fleet,
+    /// jobs); an error while no primary is known. Use it inside the bounded future, as
+    /// `&mut conn?`, so that error is counted and answered like any other.
+    pub fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        self.link.conn()
+    }
+
+    /// The connection for the worker's blocking BLMOVE (see [`Link::blocking`]).
+    pub fn blocking(&self) -> redis::RedisResult<ConnectionManager> {
+        self.link.blocking()
+    }
+
+    pub fn connector(&self) -> &Connector {
+        self.link.connector()
+    }
+
+    /// Checks the connection ([`Link::check`]) every [`WARM_EVERY`], or sooner when a call
+    /// failed in a way that suggests a failover, for as long as the task runs. A
     /// `ConnectionManager` notices a lost connection only when a call fails, so without
     /// this the first request after an outage would fail too; with it, the connection is
-    /// back within a beat of Redis returning, even with no traffic.
+    /// back within a beat of Redis returning, even with no traffic. With Sentinels, this
+    /// is also what follows the primary (see [`Connector::follow`]).
     pub async fn keep_warm(self) {
         loop {
-            let mut conn = self.conn();
-            let ping = async move { redis::cmd("PING").query_async::<String>(&mut conn).await };
-            let _ = self.background(Background::KeepWarm, ping).await;
-            tokio::time::sleep(WARM_EVERY).await;
+            let check = self.link.check();
+            let _ = self.background(Background::KeepWarm, check).await;
+            // However many calls fail, at most one check per RECHECK_GAP.
+            tokio::time::sleep(RECHECK_GAP).await;
+            tokio::select! {
+                () = tokio::time::sleep(WARM_EVERY - RECHECK_GAP) => {}
+                () = self.connector().suspected() => {}
+            }
         }
     }
 
     pub async fn ping(&self) -> Result<(), RedisFailure> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         self.bounded("PING", async move {
-            redis::cmd("PING").query_async::<String>(&mut conn).await
+            redis::cmd("PING").query_async::<String>(&mut conn?).await
         })
         .await?;
         Ok(())
     }
 
+    /// The primary's `INFO replication` text (its replicas and their offsets).
+    pub async fn replication_info(&self) -> Result<String, RedisFailure> {
+        let conn = self.conn();
+        self.bounded("INFO", async move {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut conn?)
+                .await
+        })
+        .await
+    }
+
     /// Returns `(session_count, global_count)` after counting this request.
     pub async fn hit(&self, sid: &uuid::Uuid, ttl_secs: u64) -> Result<(i64, i64), RedisFailure> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let mut call = scripts::HIT.prepare_invoke();
         call.key(keys::session(sid))
             .key(keys::GLOBAL_COUNT)
             .arg(ttl_secs);
-        self.bounded(
+        self.written(
             "hit script",
-            async move { call.invoke_async(&mut conn).await },
+            async move { call.invoke_async(&mut conn?).await },
         )
         .await
     }
 
     pub async fn kv_set(&self, key: &str, value: &str) -> Result<(), RedisFailure> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let (k, v) = (keys::kv(key), value.to_owned());
-        self.bounded("SET", async move { conn.set::<_, _, ()>(k, v).await })
+        self.written("SET", async move { conn?.set::<_, _, ()>(k, v).await })
             .await
     }
 
     pub async fn kv_get(&self, key: &str) -> Result<Option<String>, RedisFailure> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let k = keys::kv(key);
-        self.bounded("GET", async move { conn.get(k).await }).await
+        self.bounded("GET", async move { conn?.get(k).await }).await
     }
 
     /// Runs one Redis call for a request (or a job step) with [`CALL_TIMEOUT`]. A failure
@@ -116,6 +156,42 @@ impl Store {
         attempt(call)
             .await
             .map_err(|failure| self.failed(command, failure))
+    }
+
+    /// Like [`Store::bounded`] for a call that changes state. With `REDIS_WAIT_REPLICAS`
+    /// = N it is followed by `WAIT N REDIS_WAIT_TIMEOUT_MS` on the same connection, and
+    /// succeeds only if N replicas acknowledged it: replication is asynchronous, and a
+    /// write only the primary had is lost when a replica takes over.
+    pub async fn written<T>(
+        &self,
+        command: &'static str,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, RedisFailure> {
+        // Taken before the call: the connection the write goes out on (WAIT waits for
+        // the replication offset of the connection's own last write).
+        let conn = self.conn();
+        let value = self.bounded(command, call).await?;
+        if self.wait_replicas == 0 {
+            return Ok(value);
+        }
+        let (replicas, timeout_ms) = (self.wait_replicas, self.wait_timeout_ms);
+        let acks: u32 = self
+            .bounded("WAIT", async move {
+                redis::cmd("WAIT")
+                    .arg(replicas)
+                    .arg(timeout_ms)
+                    .query_async(&mut conn?)
+                    .await
+            })
+            .await?;
+        if acks < replicas {
+            let failure = RedisFailure::NotReplicated {
+                acks,
+                wanted: replicas,
+            };
+            return Err(self.failed(command, failure));
+        }
+        Ok(value)
     }
 
     /// Like [`Store::bounded`] for the background loops (keep-warm, heartbeat): counted
@@ -136,11 +212,16 @@ impl Store {
     /// Counts and logs a failed call, and hands it back. An outage is
     /// logged at debug (every request fails during one; the heartbeat reports it once),
     /// a full Redis at warn, anything else at error: that is a bug or a tampered key, and
-    /// nobody would notice otherwise.
+    /// nobody would notice otherwise. A write not replicated in time has its own counter
+    /// and a debug line (it comes in bursts while a replica is away).
     pub fn failed(&self, command: &'static str, failure: RedisFailure) -> RedisFailure {
-        self.metrics.redis_failed(failure.kind());
+        if let Some(kind) = failure.kind() {
+            self.metrics.redis_failed(kind);
+        }
         match &failure {
             RedisFailure::Unavailable(error) => {
+                // READONLY, a lost connection, a timeout: perhaps a failover.
+                self.connector().suspect();
                 tracing::debug!(command, error, "redis unavailable");
             }
             RedisFailure::OutOfMemory(error) => {
@@ -148,6 +229,10 @@ impl Store {
             }
             RedisFailure::Other(error) => {
                 tracing::error!(command, error, "redis command failed");
+            }
+            RedisFailure::NotReplicated { acks, wanted } => {
+                self.metrics.not_replicated();
+                tracing::debug!(command, acks, wanted, "write not replicated in time");
             }
         }
         failure
@@ -189,7 +274,8 @@ impl Background {
 #[derive(Debug, thiserror::Error)]
 pub enum RedisFailure {
     /// The connection is down or slow, or Redis said it cannot serve right now (LOADING,
-    /// BUSY, MASTERDOWN, READONLY, TRYAGAIN): the same call may well work in a moment.
+    /// BUSY, MASTERDOWN, READONLY, TRYAGAIN, NOREPLICAS): the same call may well work in a
+    /// moment.
     #[error("{0}")]
     Unavailable(String),
     /// Redis is at `maxmemory` and refused a write (OOM). Reads still work; writes do
@@ -200,6 +286,11 @@ pub enum RedisFailure {
     /// help; it is a bug or a key changed by hand.
     #[error("{0}")]
     Other(String),
+    /// `REDIS_WAIT_REPLICAS` is set and fewer replicas acknowledged a write in time (see
+    /// [`Store::written`]): the write was made on the primary but may be lost in a
+    /// failover, so it is not confirmed. Not a failed call: counted apart from the rest.
+    #[error("write not replicated: {acks} of {wanted} replicas acknowledged in time")]
+    NotReplicated { acks: u32, wanted: u32 },
 }
 
 /// The kinds of [`RedisFailure`], as `kind` labels in `/metrics`.
@@ -223,17 +314,28 @@ impl FailureKind {
 }
 
 impl RedisFailure {
-    pub fn kind(&self) -> FailureKind {
+    /// The `kind` label of a failed call; none for [`RedisFailure::NotReplicated`], which
+    /// has a counter of its own.
+    pub fn kind(&self) -> Option<FailureKind> {
         match self {
-            Self::Unavailable(_) => FailureKind::Unavailable,
-            Self::OutOfMemory(_) => FailureKind::OutOfMemory,
-            Self::Other(_) => FailureKind::Other,
+            Self::Unavailable(_) => Some(FailureKind::Unavailable),
+            Self::OutOfMemory(_) => Some(FailureKind::OutOfMemory),
+            Self::Other(_) => Some(FailureKind::Other),
+            Self::NotReplicated { .. } => None,
         }
     }
 }
 
-/// Error codes with which Redis says "not now" rather than "never".
-const NOT_NOW: [&str; 5] = ["LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN"];
+/// Error codes with which Redis says "not now" rather than "never". NOREPLICAS: a primary
+/// with `min-replicas-to-write` that lost its replicas (compose.ha.yaml).
+const NOT_NOW: [&str; 6] = [
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "READONLY",
+    "TRYAGAIN",
+    "NOREPLICAS",
+];
 
 impl From<redis::RedisError> for RedisFailure {
     fn from(err: redis::RedisError) -> Self {

@@ -102,11 +102,16 @@ fn version_prints_the_version() {
 }
 
 #[test]
-fn invalid_redis_url_and_rust_log_exit_2_with_one_line_naming_them() {
+fn invalid_redis_settings_and_rust_log_exit_2_with_one_line_naming_them() {
     for (var, value) in [
         ("REDIS_URL", "http://127.0.0.1:6379"),
         ("REDIS_URL", "127.0.0.1:6379"),
         ("RUST_LOG", "info,scaleout=loud"),
+        ("REDIS_SENTINELS", "127.0.0.1"),
+        ("REDIS_SENTINELS", "127.0.0.1:26379,sentinel-2"),
+        ("REDIS_MASTER_NAME", ""),
+        ("REDIS_WAIT_REPLICAS", "many"),
+        ("REDIS_WAIT_TIMEOUT_MS", "0"),
     ] {
         for command in ["app", "worker", "web"] {
             let out = run(&[command], &[(var, value)]);

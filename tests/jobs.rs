@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use nanorand::Rng;
 use redis::AsyncCommands;
+use scaleout::config::Settings;
 use scaleout::fleet::{Member, Role, now_ms};
 use scaleout::jobs::queue::{self, Consumer, Enqueued, Outcome};
 use scaleout::jobs::{Job, Limits, MAX_NAME, Status};
 use scaleout::keys;
 use scaleout::metrics::Metrics;
-use scaleout::store::Store;
+use scaleout::store::{RedisFailure, Store};
 use serde_json::Value;
 
 use common::http::{self, get, send};
@@ -44,7 +45,22 @@ async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Opt
 
 /// The test's own handle on the queue, through the library.
 fn store(redis: &Redis) -> Store {
-    Store::connect_lazy(&redis.url(), Arc::new(Metrics::default())).expect("a redis url")
+    let settings = Settings::from_vars([("REDIS_URL".to_string(), redis.url())].into_iter())
+        .expect("a redis url");
+    Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
+}
+
+/// A handle on the queue like [`store`], that WAITs for `replicas` after every write
+/// (for at most 20 ms).
+fn waiting_store(redis: &Redis, replicas: u32) -> Store {
+    let vars = [
+        ("REDIS_URL", redis.url()),
+        ("REDIS_WAIT_REPLICAS", replicas.to_string()),
+        ("REDIS_WAIT_TIMEOUT_MS", "20".to_string()),
+    ];
+    let settings = Settings::from_vars(vars.into_iter().map(|(k, v)| (k.to_string(), v)))
+        .expect("valid settings");
+    Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
 }
 
 /// A worker process with short simulated work unless `extra` says otherwise.
@@ -350,7 +366,6 @@ async fn nothing_is_lost_across_200_jobs_with_two_workers_and_random_kills() {
 async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let redis = Redis::start();
     let store = store(&redis);
-    let url = redis.url();
     let hour = Duration::from_secs(3600);
     let limits = Limits {
         lease: hour,
@@ -359,7 +374,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     };
     let consumer = async |name: &str, lease: Duration| {
         let limits = Limits { lease, ..limits };
-        let consumer = Consumer::new(&url, name, limits, store.clone()).unwrap();
+        let consumer = Consumer::new(name, limits, store.clone());
         consumer.register().await.unwrap();
         consumer
     };
@@ -472,7 +487,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
         max_attempts: 1,
         ..limits
     };
-    let g = Consumer::new(&url, "worker-g", once, store.clone()).unwrap();
+    let g = Consumer::new("worker-g", once, store.clone());
     g.register().await.unwrap();
     let other = enqueue(&store, "other").await;
     let item = g.take().await.unwrap().expect("an item");
@@ -481,7 +496,7 @@ async fn a_reclaimed_claim_cannot_be_completed_by_the_old_claimant() {
     let lost = job(&store, &other).await;
     assert_eq!(lost.status, Status::Dead);
     assert!(lost.last_error.unwrap().contains("worker-g lost"));
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [other, id]);
     assert_eq!(redis.int(&["LLEN", "jobs"]), 0);
@@ -527,7 +542,7 @@ async fn a_failing_job_retries_with_backoff_then_goes_dead() {
         (&Value::from(id.as_str()), &Value::from(3))
     );
 
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [id]);
     let stats = queue::stats(&store).await.unwrap();
@@ -781,7 +796,7 @@ async fn a_job_whose_worker_is_killed_on_every_attempt_goes_dead_after_the_last(
         error.contains("worker-a") && error.contains("lost"),
         "{error}"
     );
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [id.as_str()]);
     assert_eq!(redis.int(&["LLEN", "jobs"]), 0, "not claimed a 4th time");
@@ -880,7 +895,7 @@ async fn the_dead_list_is_bounded_and_keeps_the_details_of_what_it_lists() {
     })
     .await;
 
-    let mut conn = store.conn();
+    let mut conn = store.conn().unwrap();
     let letters: Vec<String> = conn.lrange(keys::DEAD, 0, -1).await.unwrap();
     assert_eq!(letters, [ids[2].clone(), ids[1].clone()], "newest first");
     assert!(
@@ -891,4 +906,62 @@ async fn the_dead_list_is_bounded_and_keeps_the_details_of_what_it_lists() {
         assert_eq!(job(&store, id).await.status, Status::Dead);
         assert_eq!(redis.int(&["TTL", &keys::job(id)]), -1, "kept while listed");
     }
+}
+
+/// Whether a step made its change but was not confirmed: no replica acknowledged it.
+fn not_replicated<T>(result: Result<T, RedisFailure>) -> bool {
+    matches!(
+        result,
+        Err(RedisFailure::NotReplicated { acks: 0, wanted: 1 })
+    )
+}
+
+/// With `REDIS_WAIT_REPLICAS`, every job state change is confirmed only once replicas
+/// acknowledged it: with none there, each step made its change on the primary but
+/// answers "not replicated"; once a replica is in sync, the same steps succeed.
+#[tokio::test]
+async fn every_job_state_change_waits_for_the_replicas_asked_for() {
+    let redis = Redis::start();
+    let plain = store(&redis);
+    let waiting = waiting_store(&redis, 1);
+    let limits = Limits {
+        lease: Duration::from_secs(3600),
+        max_attempts: 3,
+        dead_max: 1000,
+    };
+
+    let id = scaleout::jobs::new_id();
+    assert!(not_replicated(queue::enqueue(&waiting, &id, "wait").await));
+    assert_eq!(job(&plain, &id).await.status, Status::Queued, "made anyway");
+    let consumer = Consumer::new("worker-w", limits, waiting.clone());
+    assert!(not_replicated(consumer.register().await));
+    let item = consumer.take().await.unwrap().expect("the item");
+    let claim = consumer.claim(&item).await;
+    assert!(not_replicated(claim), "claim");
+    assert_eq!(job(&plain, &id).await.status, Status::Processing);
+    assert!(not_replicated(queue::reclaim(&waiting, &limits).await));
+    assert!(not_replicated(consumer.retire().await), "requeue");
+
+    // A replica in sync: the same steps are confirmed.
+    let _replica = Redis::replica_of(&redis);
+    until(
+        "the replica to be in sync",
+        Duration::from_secs(10),
+        async || (redis.int(&["WAIT", "1", "100"]) == 1).then_some(()),
+    )
+    .await;
+    enqueue(&waiting, "wait again").await;
+    consumer.register().await.expect("registered");
+    let mut claimed = None;
+    while claimed.is_none() {
+        let item = consumer.take().await.unwrap().expect("an item");
+        claimed = consumer.claim(&item).await.expect("claimed");
+    }
+    let claim = claimed.unwrap();
+    assert!(consumer.renew(&claim).await.expect("renewed"));
+    assert!(consumer.finish(&claim, &Outcome::Done).await.expect("done"));
+    assert_eq!(
+        queue::reclaim(&waiting, &limits).await.expect("ran"),
+        (0, 0)
+    );
 }

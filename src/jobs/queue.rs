@@ -23,8 +23,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, RedisResult, ScriptInvocation};
+use redis::{AsyncCommands, ScriptInvocation};
 
 use super::{FINISHED_TTL, Job, Lengths, Limits, MAX_NAME, RECENT, Stats, new_id};
 use crate::fleet::now_ms;
@@ -62,11 +61,11 @@ impl DeadTail {
             });
         }
         let from = isize::try_from(dead_max.saturating_sub(burials as u64)).unwrap_or(isize::MAX);
-        let mut conn = store.conn();
+        let conn = store.conn();
         let ids = store
             .bounded(
                 "LRANGE",
-                async move { conn.lrange(keys::DEAD, from, -1).await },
+                async move { conn?.lrange(keys::DEAD, from, -1).await },
             )
             .await?;
         Ok(Self { from, ids })
@@ -95,7 +94,7 @@ pub enum Enqueued {
 
 /// Creates job `id` named `name` and appends it to the queue.
 pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, RedisFailure> {
-    let mut conn = store.conn();
+    let conn = store.conn();
     let mut call = scripts::ENQUEUE.prepare_invoke();
     call.key(keys::job(id))
         .key(keys::JOBS)
@@ -105,8 +104,8 @@ pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, Re
         .arg(now_ms())
         .arg(RECENT);
     let (created, queue_length, fields): (u8, u64, Fields) = store
-        .bounded("enqueue script", async move {
-            call.invoke_async(&mut conn).await
+        .written("enqueue script", async move {
+            call.invoke_async(&mut conn?).await
         })
         .await?;
     Ok(if created == 1 {
@@ -121,10 +120,10 @@ pub async fn enqueue(store: &Store, id: &str, name: &str) -> Result<Enqueued, Re
 
 /// One job, if its hash exists.
 pub async fn job(store: &Store, id: &str) -> Result<Option<Job>, RedisFailure> {
-    let mut conn = store.conn();
+    let conn = store.conn();
     let key = keys::job(id);
     let fields: Fields = store
-        .bounded("HGETALL", async move { conn.hgetall(key).await })
+        .bounded("HGETALL", async move { conn?.hgetall(key).await })
         .await?;
     Ok((!fields.is_empty()).then(|| Job::from_fields(fields)))
 }
@@ -138,10 +137,10 @@ pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), RedisFailure
             let mut pipe = redis::pipe();
             pipe.smembers(keys::CONSUMERS)
                 .lrange(keys::RECENT, 0, RECENT as isize - 1);
-            let mut conn = store.conn();
+            let conn = store.conn();
             let (consumers, recent): (Vec<String>, Vec<Vec<u8>>) = store
                 .bounded("SMEMBERS, LRANGE", async move {
-                    pipe.query_async(&mut conn).await
+                    pipe.query_async(&mut conn?).await
                 })
                 .await?;
             let mut call = scripts::OVERVIEW.prepare_invoke();
@@ -149,10 +148,10 @@ pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), RedisFailure
             for id in &recent {
                 call.key(keys::job_of_item(id));
             }
-            let mut conn = store.conn();
+            let conn = store.conn();
             store
                 .bounded("overview script", async move {
-                    call.invoke_async(&mut conn).await
+                    call.invoke_async(&mut conn?).await
                 })
                 .await
         })
@@ -169,12 +168,11 @@ pub async fn stats(store: &Store) -> Result<Stats, RedisFailure> {
             let mut call = scripts::STATS.prepare_invoke();
             with_lengths_keys(&mut call, &consumers);
             call.key(keys::JOB_STATS);
-            let mut conn = store.conn();
+            let conn = store.conn();
             store
-                .bounded(
-                    "stats script",
-                    async move { call.invoke_async(&mut conn).await },
-                )
+                .bounded("stats script", async move {
+                    call.invoke_async(&mut conn?).await
+                })
                 .await
         })
         .await?;
@@ -189,11 +187,11 @@ pub async fn stats(store: &Store) -> Result<Stats, RedisFailure> {
 
 /// The workers registered as consumers, each owning a processing list.
 async fn consumers(store: &Store) -> Result<Vec<String>, RedisFailure> {
-    let mut conn = store.conn();
+    let conn = store.conn();
     store
         .bounded(
             "SMEMBERS",
-            async move { conn.smembers(keys::CONSUMERS).await },
+            async move { conn?.smembers(keys::CONSUMERS).await },
         )
         .await
 }
@@ -236,9 +234,9 @@ pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), Redis
             for worker in &consumers {
                 pipe.lrange(keys::processing(worker), 0, -1);
             }
-            let mut conn = store.conn();
+            let conn = store.conn();
             store
-                .bounded("LRANGE", async move { pipe.query_async(&mut conn).await })
+                .bounded("LRANGE", async move { pipe.query_async(&mut conn?).await })
                 .await?
         };
         let burials = lists.iter().map(Vec::len).sum();
@@ -263,10 +261,10 @@ pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), Redis
             }
         }
         tail.append(&mut call);
-        let mut conn = store.conn();
+        let conn = store.conn();
         store
-            .bounded("reclaim script", async move {
-                call.invoke_async(&mut conn).await
+            .written("reclaim script", async move {
+                call.invoke_async(&mut conn?).await
             })
             .await
     })
@@ -276,10 +274,11 @@ pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), Redis
 /// Moves failed jobs whose retry time has come back to the queue. Any worker may run it.
 pub async fn promote_due(store: &Store) -> Result<u64, RedisFailure> {
     let now = now_ms();
-    let mut conn = store.conn();
+    let conn = store.conn();
     let due: Vec<Vec<u8>> = store
         .bounded("ZRANGEBYSCORE", async move {
-            conn.zrangebyscore_limit(keys::DELAYED, "-inf", now, 0, PROMOTE_BATCH)
+            conn?
+                .zrangebyscore_limit(keys::DELAYED, "-inf", now, 0, PROMOTE_BATCH)
                 .await
         })
         .await?;
@@ -291,10 +290,10 @@ pub async fn promote_due(store: &Store) -> Result<u64, RedisFailure> {
     for id in &due {
         call.key(keys::job_of_item(id)).arg(id);
     }
-    let mut conn = store.conn();
+    let conn = store.conn();
     store
-        .bounded("promote script", async move {
-            call.invoke_async(&mut conn).await
+        .written("promote script", async move {
+            call.invoke_async(&mut conn?).await
         })
         .await
 }
@@ -324,34 +323,25 @@ pub enum Outcome {
     },
 }
 
-/// One worker's end of the queue: its processing list and its blocking connection.
+/// One worker's end of the queue: its processing list. BLMOVE blocks for up to
+/// [`BLOCK`], longer than a request connection's response timeout, so it goes out on the
+/// store's blocking connection ([`Store::blocking`]).
 pub struct Consumer {
     name: String,
     processing: String,
     limits: Limits,
     store: Store,
-    /// BLMOVE blocks its connection for up to [`BLOCK`], longer than the request
-    /// connection's response timeout, so it gets its own with a longer one.
-    blocking: ConnectionManager,
 }
 
 impl Consumer {
-    /// Prepares the consumer `name` (the worker's instance name) without dialing Redis.
-    pub fn new(redis_url: &str, name: &str, limits: Limits, store: Store) -> RedisResult<Self> {
-        let client = redis::Client::open(redis_url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(BLOCK + Duration::from_secs(1)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(200));
-        Ok(Self {
+    /// Prepares the consumer `name` (the worker's instance name).
+    pub fn new(name: &str, limits: Limits, store: Store) -> Self {
+        Self {
             name: name.to_owned(),
             processing: keys::processing(name),
             limits,
             store,
-            blocking: ConnectionManager::new_lazy_with_config(client, config)?,
-        })
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -367,17 +357,20 @@ impl Consumer {
     /// empty. Call [`Consumer::register`] first, so the reclaimer knows this list, and
     /// follow with [`Consumer::claim`].
     pub async fn take(&self) -> Result<Option<Vec<u8>>, RedisFailure> {
-        let mut conn = self.blocking.clone();
-        let item = redis::cmd("BLMOVE")
-            .arg(keys::JOBS)
-            .arg(&self.processing)
-            .arg("LEFT")
-            .arg("RIGHT")
-            .arg(BLOCK.as_secs_f64())
-            .query_async(&mut conn)
+        let conn = self.store.blocking();
+        let blmove = async move {
+            redis::cmd("BLMOVE")
+                .arg(keys::JOBS)
+                .arg(&self.processing)
+                .arg("LEFT")
+                .arg("RIGHT")
+                .arg(BLOCK.as_secs_f64())
+                .query_async(&mut conn?)
+                .await
+        };
+        blmove
             .await
-            .map_err(|e| self.store.failed("BLMOVE", e.into()))?;
-        Ok(item)
+            .map_err(|e| self.store.failed("BLMOVE", e.into()))
     }
 
     /// Claims an item [`Consumer::take`] returned: marks its job processing by this worker
@@ -385,7 +378,7 @@ impl Consumer {
     /// item back in between.
     pub async fn claim(&self, item: &[u8]) -> Result<Option<Claim>, RedisFailure> {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let mut conn = self.store.conn();
+        let conn = self.store.conn();
         let mut call = scripts::CLAIM.prepare_invoke();
         let now = now_ms();
         let fresh = new_id();
@@ -405,10 +398,9 @@ impl Consumer {
             .arg(now + self.lease_ms());
         let claimed: Option<(String, Vec<u8>, u32)> = self
             .store
-            .bounded(
-                "claim script",
-                async move { call.invoke_async(&mut conn).await },
-            )
+            .written("claim script", async move {
+                call.invoke_async(&mut conn?).await
+            })
             .await?;
         Ok(claimed.map(|(id, name, attempt)| Claim {
             id,
@@ -421,17 +413,16 @@ impl Consumer {
     /// Extends the claim's lease to `limits.lease` from now. `false` means the claim was
     /// lost (the lease ran out and the job was reclaimed): stop working on it.
     pub async fn renew(&self, claim: &Claim) -> Result<bool, RedisFailure> {
-        let mut conn = self.store.conn();
+        let conn = self.store.conn();
         let mut call = scripts::RENEW.prepare_invoke();
         call.key(keys::job(&claim.id))
             .arg(&claim.token)
             .arg(now_ms() + self.lease_ms());
         let renewed: u8 = self
             .store
-            .bounded(
-                "renew script",
-                async move { call.invoke_async(&mut conn).await },
-            )
+            .written("renew script", async move {
+                call.invoke_async(&mut conn?).await
+            })
             .await?;
         Ok(renewed == 1)
     }
@@ -452,7 +443,7 @@ impl Consumer {
     }
 
     async fn complete(&self, claim: &Claim) -> Result<u8, RedisFailure> {
-        let mut conn = self.store.conn();
+        let conn = self.store.conn();
         let mut call = scripts::COMPLETE.prepare_invoke();
         call.key(&self.processing)
             .key(keys::job(&claim.id))
@@ -462,8 +453,8 @@ impl Consumer {
             .arg(now_ms())
             .arg(FINISHED_TTL.as_secs());
         self.store
-            .bounded("complete script", async move {
-                call.invoke_async(&mut conn).await
+            .written("complete script", async move {
+                call.invoke_async(&mut conn?).await
             })
             .await
     }
@@ -492,11 +483,11 @@ impl Consumer {
                 .arg(retry_at.map(|at| at.to_string()).unwrap_or_default())
                 .arg(self.limits.dead_max);
             tail.append(&mut call);
-            let mut conn = self.store.conn();
+            let conn = self.store.conn();
             self.store
-                .bounded(
+                .written(
                     "fail script",
-                    async move { call.invoke_async(&mut conn).await },
+                    async move { call.invoke_async(&mut conn?).await },
                 )
                 .await
         })
@@ -509,8 +500,9 @@ impl Consumer {
     pub async fn register(&self) -> Result<u64, RedisFailure> {
         // After an outage the blocking connection's first command fails and starts its
         // reconnect; let that be this PING rather than the next BLMOVE.
-        let mut conn = self.blocking.clone();
-        let _ = redis::cmd("PING").query_async::<()>(&mut conn).await;
+        if let Ok(mut conn) = self.store.blocking() {
+            let _ = redis::cmd("PING").query_async::<()>(&mut conn).await;
+        }
         let why = format!("worker {} lost: it restarted or lost redis", self.name);
         self.return_own(&why, true).await
     }
@@ -526,11 +518,11 @@ impl Consumer {
     /// have moved an item there), and the read is repeated if not.
     async fn return_own(&self, why: &str, register: bool) -> Result<u64, RedisFailure> {
         scripts::snapshot(&self.store, "return script", async || {
-            let mut conn = self.store.conn();
+            let conn = self.store.conn();
             let list = self.processing.clone();
             let items: Vec<Vec<u8>> = self
                 .store
-                .bounded("LRANGE", async move { conn.lrange(list, 0, -1).await })
+                .bounded("LRANGE", async move { conn?.lrange(list, 0, -1).await })
                 .await?;
             let tail = DeadTail::read(&self.store, self.limits.dead_max, items.len()).await?;
             let mut call = scripts::RETURN_OWN.prepare_invoke();
@@ -551,10 +543,10 @@ impl Consumer {
                 call.key(keys::job_of_item(item)).arg(item);
             }
             tail.append(&mut call);
-            let mut conn = self.store.conn();
+            let conn = self.store.conn();
             self.store
-                .bounded("return script", async move {
-                    call.invoke_async(&mut conn).await
+                .written("return script", async move {
+                    call.invoke_async(&mut conn?).await
                 })
                 .await
         })

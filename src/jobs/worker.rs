@@ -35,9 +35,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Why the worker, or one step of its loop, failed: its own error, apart from the API's.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    /// `REDIS_URL` cannot be used: the worker cannot start.
-    #[error("REDIS_URL: {0}")]
-    RedisUrl(#[source] redis::RedisError),
+    /// `REDIS_URL` or `REDIS_SENTINELS` cannot be used: the worker cannot start. The
+    /// text names the variable.
+    #[error("{0}")]
+    Connect(String),
     /// A step failed on Redis: the loop backs off, registers again and carries on.
     #[error(transparent)]
     Redis(#[from] RedisFailure),
@@ -45,16 +46,10 @@ pub enum WorkerError {
 
 /// Runs the worker until SIGTERM or SIGINT, then finishes the current job and leaves.
 pub async fn run(settings: Settings) -> Result<(), WorkerError> {
-    let store = Store::connect_lazy(&settings.redis_url, Arc::new(Metrics::default()))
-        .map_err(WorkerError::RedisUrl)?;
+    let store = Store::connect_lazy(&settings, Arc::new(Metrics::default()))
+        .map_err(WorkerError::Connect)?;
     let limits = Limits::from_settings(&settings);
-    let consumer = Consumer::new(
-        &settings.redis_url,
-        &settings.instance_name,
-        limits,
-        store.clone(),
-    )
-    .map_err(WorkerError::RedisUrl)?;
+    let consumer = Consumer::new(&settings.instance_name, limits, store.clone());
     let drain = Drain::default();
     let member = Arc::new(Member {
         name: settings.instance_name.clone(),
@@ -74,6 +69,7 @@ pub async fn run(settings: Settings) -> Result<(), WorkerError> {
         let _ = stop_tx.send(true);
     });
     let heartbeat = ntex::rt::spawn(member.clone().run(store.clone()));
+    let keep_warm = ntex::rt::spawn(store.clone().keep_warm());
     let upkeep = ntex::rt::spawn(upkeep(store.clone(), limits));
     tracing::info!(
         instance = %settings.instance_name,
@@ -94,6 +90,7 @@ pub async fn run(settings: Settings) -> Result<(), WorkerError> {
     worker.run().await;
     upkeep.cancel();
     heartbeat.cancel();
+    keep_warm.cancel();
     signals.cancel();
     match worker.consumer.retire().await {
         Ok(0) => {}

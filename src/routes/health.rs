@@ -1,5 +1,7 @@
 //! Liveness and readiness. `/healthz` never touches Redis: it says whether this process
-//! wants traffic (it turns 503 while draining). `/readyz` also checks Redis.
+//! wants traffic (it turns 503 while draining). `/readyz` also checks Redis: that it
+//! answers, and (with Sentinels) that what it talks to said `ROLE` master at the last
+//! check, so a replica stuck on a demoted primary is not ready.
 
 use ntex::web::{HttpResponse, types::State};
 use serde::Serialize;
@@ -37,6 +39,8 @@ pub async fn readyz(state: State<AppState>) -> HttpResponse {
         (ReadyStatus::Draining, "shutting down")
     } else if state.store.ping().await.is_err() {
         (ReadyStatus::Unavailable, "redis unavailable")
+    } else if !state.store.connector().on_primary() {
+        (ReadyStatus::Unavailable, "redis is not the primary")
     } else {
         return HttpResponse::Ok().json(&Readiness {
             status: ReadyStatus::Ready,

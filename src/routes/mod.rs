@@ -9,6 +9,7 @@ mod jobs;
 mod kv;
 mod metrics;
 mod params;
+mod redis;
 mod session;
 
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             [web::get().to(jobs::list), web::post().to(jobs::create)],
         ))
         .service(resource("/jobs/{id}", [web::get().to(jobs::show)]))
+        .service(resource("/redis", [web::get().to(redis::tier)]))
         .service(resource("/metrics", [web::get().to(metrics::metrics)]))
         .service(resource("/metrics/fleet", [web::get().to(metrics::fleet)]));
 }

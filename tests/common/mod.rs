@@ -35,41 +35,80 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A private redis-server for one test.
+/// A private redis-server for one test: a primary, a replica, or a Sentinel.
 pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
+    /// Arguments after the common ones: `--replicaof …` for a replica.
+    extra: Vec<String>,
+    /// A Sentinel's config file (it must be writable: Sentinel rewrites it).
+    sentinel_conf: Option<PathBuf>,
 }
 
 impl Redis {
     pub fn start() -> Self {
+        Self::start_with(Vec::new(), None)
+    }
+
+    /// A replica of `primary`.
+    pub fn replica_of(primary: &Redis) -> Self {
+        let args = ["--replicaof", "127.0.0.1", &primary.port.to_string()];
+        Self::start_with(args.map(String::from).to_vec(), None)
+    }
+
+    /// A Sentinel monitoring `primary` as `name`, quorum 1, down-after 1000 ms.
+    pub fn sentinel(primary: &Redis, name: &str) -> Self {
+        let conf = format!(
+            "sentinel monitor {name} 127.0.0.1 {} 1\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 5000\n",
+            primary.port
+        );
+        Self::start_with(Vec::new(), Some(conf))
+    }
+
+    fn start_with(extra: Vec<String>, sentinel_conf: Option<String>) -> Self {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("scaleout-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("redis dir");
+        let sentinel_conf = sentinel_conf.map(|text| {
+            let path = dir.join("sentinel.conf");
+            let text = format!("port {port}\nbind 127.0.0.1\ndir {}\n{text}", dir.display());
+            std::fs::write(&path, text).expect("sentinel.conf");
+            path
+        });
         let mut redis = Self {
             child: None,
             port,
             dir,
+            extra,
+            sentinel_conf,
         };
         redis.spawn();
         redis
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
+        let mut cmd = Command::new("redis-server");
+        if let Some(conf) = &self.sentinel_conf {
+            cmd.arg(conf).arg("--sentinel");
+        } else {
+            cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ])
+                .arg("--dir")
+                .arg(&self.dir)
+                .args(&self.extra);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on PATH (apt-get install redis-server)");
@@ -81,6 +120,10 @@ impl Redis {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// Kills the server (its data survives in the append-only file).

