@@ -94,19 +94,10 @@ async function text(page, testid) {
 /** @param {string} s */
 const toNumber = (s) => Number(s.replace(/[^0-9]/g, ''))
 
-/**
- * Chromium logs every 404 as a console error. A binary without `GET /redis` answers
- * `/api/redis` with one, and the dashboard shows that as "not available": expected, so
- * that one error alone is not counted.
- * @param {import('playwright-core').ConsoleMessage} msg
- */
-const isRedisRouteMissing = (msg) =>
-  msg.text().includes('status of 404') && new URL(msg.location().url || BASE_URL).pathname === '/api/redis'
-
 /** @param {import('playwright-core').Page} page */
 function watchConsole(page) {
   page.on('console', (msg) => {
-    if (msg.type() === 'error' && !isRedisRouteMissing(msg)) {
+    if (msg.type() === 'error') {
       consoleErrors.push(`${msg.text()} (${msg.location().url || 'page'})`)
     }
   })
@@ -226,9 +217,8 @@ try {
     }
   })
 
-  await check('the Redis panel shows a standalone Redis, or "not available" on a build without /redis', async () => {
-    // The host-mode stack runs one standalone redis-server. Until the binary has
-    // `GET /redis`, the route answers 404 and the panel says so quietly; both are right.
+  await check('the Redis panel shows the standalone Redis', async () => {
+    // The host-mode stack runs one standalone redis-server.
     const view = await waitFor(
       async () => {
         const v = await page.locator('[data-testid="redis"]').first().getAttribute('data-view', { timeout: 1000 })
@@ -237,7 +227,7 @@ try {
       10_000,
       'the Redis panel to leave "loading"',
     )
-    if (view === 'unavailable') return 'not available (this binary has no /redis)'
+    if (view !== 'standalone') throw new Error(`panel view: ${view}`)
     const line = await waitFor(() => text(page, 'redis-standalone'), 1000, 'the standalone line')
     if (!/^standalone Redis at \S+:\d+/.test(line)) throw new Error(`shown: "${line}"`)
     if (!line.includes('reachable') || line.includes('unreachable')) throw new Error(`primary not reachable: "${line}"`)
