@@ -48,8 +48,8 @@ pub const VARS: &[Var] = &[
         Text("100"),
         // WAIT runs inside a request, whose Redis calls are bounded by
         // `store::CALL_TIMEOUT` (800 ms): the write and its WAIT must fit in it.
-        "how long that `WAIT` may take (1 to 500: it must fit in a request's 800 ms Redis bound)",
-        Rule::Within(1, 500),
+        "how long that `WAIT` may take (1 to 400: it must end within the 500 ms a Redis command may take)",
+        Rule::Within(1, 400),
     ),
     var(
         "LISTEN_ADDR",
@@ -444,6 +444,7 @@ mod tests {
             ("REDIS_WAIT_REPLICAS", "17"),
             ("REDIS_WAIT_TIMEOUT_MS", "0"),
             ("REDIS_WAIT_TIMEOUT_MS", "900"),
+            ("REDIS_WAIT_TIMEOUT_MS", "450"),
         ] {
             let err = Settings::from_vars(vars(&[(k, v)]))
                 .unwrap_err()

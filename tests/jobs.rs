@@ -56,7 +56,9 @@ fn waiting_store(redis: &Redis, replicas: u32) -> Store {
     let vars = [
         ("REDIS_URL", redis.url()),
         ("REDIS_WAIT_REPLICAS", replicas.to_string()),
-        ("REDIS_WAIT_TIMEOUT_MS", "20".to_string()),
+        // The longest allowed: a replica in sync must acknowledge in time even on a busy
+        // machine (with 20 ms it did not, under load); without one each step waits this long.
+        ("REDIS_WAIT_TIMEOUT_MS", "400".to_string()),
     ];
     let settings = Settings::from_vars(vars.into_iter().map(|(k, v)| (k.to_string(), v)))
         .expect("valid settings");
