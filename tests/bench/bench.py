@@ -10,7 +10,9 @@ Measures, on this machine, in one run:
   3. the Redis ceiling for the commands of one request (redis-benchmark);
   4. memory (VmRSS idle, VmHWM under load) of each server process;
   5. start-up: process start to the first 200 from /readyz;
-  6. sizes: the static binary and the Docker images when they exist locally.
+  6. sizes: the static binary and the Docker images when they exist locally;
+  7. the cost of WAIT: scaleout direct against a primary with one replica, with
+     REDIS_WAIT_REPLICAS=0 and =1 (req/s, latency, 503 "write not replicated").
 Every figure is the median of BENCH_REPS runs (default 3); ratios compare runs of the
 same invocation, measured back to back. Prints the tables and the targets (PASS/MISS),
 writes docs/bench.json, docs/bench.md and docs/bench.svg.
@@ -54,6 +56,7 @@ REPS = max(3, int(env_num("BENCH_REPS", 5)))  # runs per figure (median); at lea
 CONC = int(env_num("BENCH_CONCURRENCY", 32))  # connections (virtual users)
 STARTS = max(3, int(env_num("BENCH_STARTS", 7)))  # start-up samples per server
 SESSIONS = 256  # distinct persistent sessions in cookie mode
+WAIT_TIMEOUT_MS = 100  # the wait phase's REDIS_WAIT_TIMEOUT_MS: the app's default
 OUT = Path(os.environ.get("BENCH_OUT_DIR", ROOT / "docs"))
 WORK = Path(os.environ.get("BENCH_WORK_DIR", ROOT / "target" / "bench"))
 SCALEOUT = Path(os.environ.get("SCALEOUT_BIN", ROOT / "target/x86_64-unknown-linux-musl/release/scaleout"))
@@ -202,7 +205,8 @@ def clean_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MIMALLOC_", "GOMAXPROCS", "GOGC", "GODEBUG", "WRK_"))
            and k not in ("WORKERS", "RUST_LOG", "LOG_FORMAT", "REDIS_URL", "LISTEN_ADDR",
-                         "INSTANCE_NAME", "DRAIN_SECS", "WEB_ROOT")}
+                         "INSTANCE_NAME", "DRAIN_SECS", "WEB_ROOT", "REDIS_SENTINELS",
+                         "REDIS_MASTER_NAME", "REDIS_WAIT_REPLICAS", "REDIS_WAIT_TIMEOUT_MS")}
     env.update({k: str(v) for k, v in extra.items() if v is not None})
     return env
 
@@ -301,10 +305,11 @@ def redis_cmd(port: int, *args, timeout: float = 5.0) -> str:
         raise RuntimeError(f"redis: no complete reply to {args[0]}")
 
 
-def start_redis(port: int) -> subprocess.Popen:
+def start_redis(port: int, *extra, name: str = "redis") -> subprocess.Popen:
+    """extra: more redis-server arguments (the wait phase's replica: --replicaof)."""
     p = PROCS.start(["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
                      "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
-                     "--dir", WORK], clean_env(), "redis", CLIENT_CPUS)
+                     "--dir", WORK, "--dbfilename", f"{name}.rdb", *extra], clean_env(), name, CLIENT_CPUS)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -379,17 +384,18 @@ SCALEOUT_VARIANTS = {
 }
 
 
-def start_server(kind: str, redis_port: int, setup: str, name: str, cap: CpuCap | None = None):
-    """Starts scaleout (kind scaleout*) or seed-go on a free port, as `setup` says (see
-    direct_phase). Returns (proc, port, start-up ms: process start to the first 200 from
-    /readyz, for seed-go from GET /, its only route that touches Redis)."""
+def start_server(kind: str, redis_port: int, setup: str, name: str, cap: CpuCap | None = None,
+                 extra: dict | None = None):
+    """Starts scaleout (kind scaleout*, with the `extra` environment) or seed-go on a free
+    port, as `setup` says (see direct_phase). Returns (proc, port, start-up ms: process start
+    to the first 200 from /readyz, for seed-go from GET /, its only route that touches Redis)."""
     port = free_port()
     one = setup in ("pinned", "capped")  # one worker thread / GOMAXPROCS=1
     cpus = SERVER_CPUS if setup == "pinned" else None
     if kind.startswith("scaleout"):
         env = clean_env(REDIS_URL=f"redis://127.0.0.1:{redis_port}", LISTEN_ADDR=f"127.0.0.1:{port}",
                         INSTANCE_NAME=name, DRAIN_SECS=0, LOG_FORMAT="json",
-                        WORKERS=1 if one else None, **SCALEOUT_VARIANTS[kind])
+                        WORKERS=1 if one else None, **SCALEOUT_VARIANTS[kind], **(extra or {}))
         argv, ready = [SCALEOUT, "app"], "/readyz"
     else:
         env = clean_env(REDIS_ADDR=f"127.0.0.1:{redis_port}", LISTEN=f"127.0.0.1:{port}",
@@ -543,6 +549,75 @@ def redis_phase(redis_port: int, redis_pid: int) -> dict:
         log(f"redis ceiling {key}: {out[key]['rps']:.0f} requests/s ({rps})")
     redis_cmd(redis_port, "FLUSHALL")
     return out
+
+
+# ------------------------------------------------------------------ WAIT
+def metric(port: int, name: str) -> float:
+    """One unlabelled sample from the app's GET /metrics."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    if not m:
+        raise RuntimeError(f"no {name} in GET /metrics")
+    return float(m.group(1))
+
+
+def wait_phase() -> dict:
+    """The cost of REDIS_WAIT_REPLICAS (README, "Redis high availability"): a primary and one
+    replica (both on the client CPU(s), with wrk), scaleout pinned as in direct_phase with
+    persistent sessions, every request a session hit, with WAIT off (0) and WAIT 1 at the
+    app's default timeout. A 503 "write not replicated" is counted by the app's metric."""
+    primary_port, replica_port = free_port(), free_port()
+    primary = start_redis(primary_port, name="redis-primary")
+    replica = start_redis(replica_port, "--replicaof", "127.0.0.1", primary_port, name="redis-replica")
+    runs = []
+    try:
+        deadline = time.monotonic() + 10
+        while "master_link_status:up" not in redis_cmd(replica_port, "INFO", "replication"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica did not report master_link_status:up within 10 s")
+            time.sleep(0.05)
+        for rep in range(REPS):
+            for wait in ((0, 1) if rep % 2 == 0 else (1, 0)):
+                redis_cmd(primary_port, "FLUSHALL")
+                p, port, _ = start_server("scaleout", primary_port, "pinned", f"bench-wait{wait}",
+                                          extra={"REDIS_WAIT_REPLICAS": wait,
+                                                 "REDIS_WAIT_TIMEOUT_MS": WAIT_TIMEOUT_MS})
+                try:
+                    sids = new_sids()
+                    wrk(f"http://127.0.0.1:{port}/", WARMUP, sids, CLIENT_CPUS)
+                    before = metric(port, "scaleout_redis_writes_not_replicated_total")
+                    r = wrk(f"http://127.0.0.1:{port}/", SECS, sids, CLIENT_CPUS, watch=(p.pid,))
+                    after = metric(port, "scaleout_redis_writes_not_replicated_total")
+                finally:
+                    PROCS.stop(p)
+                r.update(rep=rep, wait_replicas=wait, server_cpu_us_per_req=r["cpu_us_per_req"][str(p.pid)],
+                         not_replicated=int(after - before))
+                del r["cpu_us_per_req"], r["peak_rss_kb"]
+                runs.append(r)
+                log(f"wait {wait} rep {rep + 1}: {r['rps']:9.0f} req/s p50 {r['p50_ms']:.2f} "
+                    f"p99 {r['p99_ms']:.2f} ms, {r['not_replicated']} not replicated, {r['non_2xx']} non-2xx")
+    finally:
+        PROCS.stop(replica)
+        PROCS.stop(primary)
+    summary = {}
+    for wait in (0, 1):
+        rs = [r for r in runs if r["wait_replicas"] == wait]
+        summary[str(wait)] = {"n": len(rs), "rps": med([r["rps"] for r in rs]),
+                              "p50_ms": med([r["p50_ms"] for r in rs]), "p99_ms": med([r["p99_ms"] for r in rs]),
+                              "server_cpu_us_per_req": med([r["server_cpu_us_per_req"] for r in rs]),
+                              "requests": sum(r["requests"] for r in rs),
+                              "not_replicated": sum(r["not_replicated"] for r in rs),
+                              "non_2xx": sum(r["non_2xx"] for r in rs), "errors": sum(r["errors"] for r in rs)}
+    off = {r["rep"]: r["rps"] for r in runs if r["wait_replicas"] == 0}
+    ratios = [r["rps"] / off[r["rep"]] for r in runs if r["wait_replicas"] == 1 and off.get(r["rep"])]
+    summary["1"]["vs_off_rps"] = round(med(ratios), 2) if ratios else None
+    return {"setup": "pinned, persistent session", "replicas": 1, "timeout_ms": WAIT_TIMEOUT_MS,
+            "runs": runs, "summary": summary}
 
 
 # ------------------------------------------------------------------ Traefik
@@ -928,6 +1003,24 @@ def tables(data) -> str:
         L.append("| images scaleout-{app,worker,web}:latest | " + ("none built locally" if sz["images"]
                  else "docker not available") + " | | |")
     L.append("")
+    w = data.get("wait", {}).get("summary")
+    if w:
+        L.append(f"**7. The cost of WAIT** (README, *Redis high availability*): scaleout alone on CPU "
+                 f"{','.join(map(str, sorted(SERVER_CPUS)))} with one thread (as *pinned* in 1), {SESSIONS} persistent "
+                 f"sessions, against a primary with {data['wait']['replicas']} replica (both on CPU "
+                 f"{','.join(map(str, sorted(CLIENT_CPUS)))}); every request is a session hit, so a write, followed "
+                 f"with `REDIS_WAIT_REPLICAS=1` by `WAIT 1 {data['wait']['timeout_ms']}`. *not replicated*: answers "
+                 f"`503 write not replicated` (the app's `scaleout_redis_writes_not_replicated_total`), all runs.")
+        L.append("")
+        L.append("| REDIS_WAIT_REPLICAS | req/s | × without WAIT | p50 ms | p99 ms | server CPU µs/req "
+                 "| not replicated / requests | errors |")
+        L.append("|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for k in ("0", "1"):
+            s = w[k]
+            L.append(f"| {k} | {s['rps']:.0f} | {fmt(s.get('vs_off_rps'), '.2f', '×') if k == '1' else '1'} "
+                     f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {fmt(s['server_cpu_us_per_req'], '.1f')} "
+                     f"| {s['not_replicated']} / {s['requests']} | {s['errors']} |")
+        L.append("")
     L.append("**Targets**")
     L.append("")
     L.append("| target | result | measured |")
@@ -1036,6 +1129,8 @@ def main() -> int:
         data["redis"] = redis_phase(redis_port, redis.pid) if run("redis") else {}
     finally:
         PROCS.stop(redis)
+    mark("wait")
+    data["wait"] = wait_phase() if run("wait") else {}
     try:
         mark("traefik")
         data["traefik"] = traefik_phase(bool(shutil.which("traefik"))) if run("traefik") else {"skipped": "BENCH_ONLY"}
