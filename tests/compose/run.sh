@@ -38,18 +38,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/tests/compose"
 cd "$ROOT" || exit 1
 
-T0=$SECONDS
-PASSED=0 FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-check() { # check "description" command...
-  local d=$1
-  shift
-  if "$@"; then ok "$d"; else bad "$d"; fi
-}
-say() { printf '\n== [%3ds] %s\n' $((SECONDS - T0)) "$*"; }
-die() { bad "$*"; exit 1; }
-jqt() { jq -e "$@" >/dev/null 2>&1; }                # jqt FILTER... FILE: JSON test, quiet
+# shellcheck source=tests/lib/checks.sh
+. "$ROOT/tests/lib/checks.sh"
 code_jqt() { local want=$1; shift; [ "$code" = "$want" ] && jqt "$@"; } # and HTTP status $code
 
 PROJECT="scaleout-test-$$"
@@ -95,24 +85,10 @@ cleanup() {
     done <"$BUILT_LOG"
   fi
   rm -rf "$TMP"
-  echo
-  echo "compose test: $((SECONDS - T0)) s"
-  echo "$PASSED passed, $FAILED failed"
-  if [ "$FAILED" -gt 0 ] && [ "$rc" = 0 ]; then rc=1; fi
-  exit "$rc"
+  finish "compose test" "$rc"
 }
 trap cleanup EXIT
 trap 'bad "interrupted or timed out (limit ${COMPOSE_TEST_TIMEOUT:-900} s)"; exit 124' INT TERM
-
-wait_until() { # wait_until SECONDS command...: true once command succeeds, false at the limit
-  local limit=$(($1 * 5)) i
-  shift
-  for ((i = 0; i < limit; i++)); do
-    if "$@"; then return 0; fi
-    sleep 0.2
-  done
-  return 1
-}
 
 # ---------------------------------------------------------------------------------------
 say "preflight"
@@ -300,7 +276,6 @@ check "every container: running, never restarted, healthy; read-only, cap_drop A
 
 # ---------------------------------------------------------------------------------------
 say "4. scaleout load while scaling app 3 -> 5 -> 2"
-ms() { date +%s%3N; }
 load_t0=$(ms)
 "$BIN" load --url "$BASE/api/" --concurrency 16 --duration 40s --json >"$TMP/load.json" 2>"$TMP/load.err" &
 LOAD_PID=$!

@@ -39,19 +39,8 @@ fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT" || exit 1
 
-T0=$SECONDS
-PASSED=0 FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-check() { # check "description" command...
-  local d=$1
-  shift
-  if "$@"; then ok "$d"; else bad "$d"; fi
-}
-say() { printf '\n== [%3ds] %s\n' $((SECONDS - T0)) "$*"; }
-die() { bad "$*"; exit 1; }
-jqt() { jq -e "$@" >/dev/null 2>&1; } # jqt FILTER... FILE: JSON test, quiet
-ms() { date +%s%3N; }
+# shellcheck source=tests/lib/checks.sh
+. "$ROOT/tests/lib/checks.sh"
 
 PROJECT=scaleout # compose.yaml's `name:`: what `make up` runs
 VOLUME=${PROJECT}_redis-data
@@ -112,24 +101,10 @@ cleanup() {
   done
   while read -r t; do [ -z "$t" ] || docker rmi "$t" >/dev/null 2>&1; done <"$BUILT_LOG"
   rm -rf "$TMP"
-  echo
-  echo "quickstart test: $((SECONDS - T0)) s"
-  echo "$PASSED passed, $FAILED failed"
-  if [ "$FAILED" -gt 0 ] && [ "$rc" = 0 ]; then rc=1; fi
-  exit "$rc"
+  finish "quickstart test" "$rc"
 }
 trap cleanup EXIT
 trap 'bad "interrupted or timed out (limit ${QUICKSTART_TIMEOUT:-1500} s)"; exit 124' INT TERM
-
-wait_until() { # wait_until SECONDS command...: true once command succeeds, false at the limit
-  local limit=$(($1 * 5)) i
-  shift
-  for ((i = 0; i < limit; i++)); do
-    if "$@"; then return 0; fi
-    sleep 0.2
-  done
-  return 1
-}
 
 # The README's curl flows through $BASE. $1: what served_by must rotate over (sorted names),
 # $2: the worker's name.

@@ -47,24 +47,8 @@ mkdir -p "$LOGDIR"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/scaleout-swarm.XXXXXX")
 unset DOCKER_CONTEXT http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 
-T0=$SECONDS
-PASSED=0 FAILED=0
-ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
-bad() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
-say() { printf '\n== [%3ds] %s\n' $((SECONDS - T0)) "$*"; }
-die() { bad "$*"; exit 1; }
-jqt() { jq -e "$@" >/dev/null 2>&1; }
-wait_until() { # wait_until SECONDS command...: true once command succeeds, false at the limit
-  local limit=$(($1 * 5)) i
-  shift
-  for ((i = 0; i < limit; i++)); do
-    if "$@"; then return 0; fi
-    sleep 0.2
-  done
-  return 1
-}
-ms() { date +%s%3N; }
+# shellcheck source=tests/lib/checks.sh
+. "$ROOT/tests/lib/checks.sh"
 
 # shellcheck source=tests/swarm/nodes.sh
 . "$ROOT/tests/swarm/nodes.sh"
@@ -88,11 +72,7 @@ cleanup() {
   say "cleanup: engines, namespaces, bridge, iptables rules, data"
   nodes_down
   rm -rf "$TMP"
-  echo
-  echo "swarm test ($MODE): $((SECONDS - T0)) s; logs in $LOGDIR"
-  echo "$PASSED passed, $FAILED failed"
-  if [ "$FAILED" -gt 0 ] && [ "$rc" = 0 ]; then rc=1; fi
-  exit "$rc"
+  finish "swarm test ($MODE), logs in $LOGDIR" "$rc"
 }
 trap cleanup EXIT
 trap 'bad "interrupted or timed out (limit ${SWARM_TEST_TIMEOUT:-600} s)"; exit 124' INT TERM
