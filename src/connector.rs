@@ -76,9 +76,18 @@ struct Target {
     client: redis::Client,
 }
 
+/// Where Redis is: one server (`REDIS_URL`), or the primary the Sentinels name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RedisMode"))]
+pub enum Mode {
+    Standalone,
+    Sentinel,
+}
+
 /// What `/redis` shows of the connector.
 pub struct View {
-    pub mode: &'static str,
+    pub mode: Mode,
     pub primary: Option<String>,
     pub on_primary: bool,
     pub sentinels: Vec<String>,
@@ -226,10 +235,10 @@ impl Connector {
     pub fn view(&self) -> View {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
         let (mode, sentinels, master_name) = match &self.source {
-            Source::Url => ("standalone", Vec::new(), None),
+            Source::Url => (Mode::Standalone, Vec::new(), None),
             Source::Sentinels {
                 sentinels, master, ..
-            } => ("sentinel", sentinels.clone(), Some(master.clone())),
+            } => (Mode::Sentinel, sentinels.clone(), Some(master.clone())),
         };
         View {
             mode,

@@ -27,7 +27,9 @@ use super::fleet::Fleet;
 use super::health::{Readiness, ReadyStatus};
 use super::jobs::{Overview, Submitted};
 use super::kv::Entry;
+use super::redis::{Replica, Sentinel, Tier};
 use super::session::Visit;
+use crate::connector::Mode;
 use crate::error::ErrorBody;
 use crate::fleet::{Instance, Role};
 use crate::jobs::{Job, Status};
@@ -72,6 +74,10 @@ fn contract() -> Vec<Declared> {
         Declared::of::<Health>(cfg),
         Declared::of::<ReadyStatus>(cfg),
         Declared::of::<Readiness>(cfg),
+        Declared::of::<Mode>(cfg),
+        Declared::of::<Replica>(cfg),
+        Declared::of::<Sentinel>(cfg),
+        Declared::of::<Tier<'static>>(cfg),
         Declared::of::<ErrorBody<'static>>(cfg),
     ]
 }

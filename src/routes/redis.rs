@@ -5,13 +5,43 @@
 
 use ntex::web::{HttpResponse, types::State};
 use serde::Serialize;
-use serde_json::json;
 
 use super::{AppState, ok};
+use crate::connector::Mode;
+
+/// The body of `GET /redis`.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RedisTier"))]
+pub(super) struct Tier<'a> {
+    served_by: &'a str,
+    mode: Mode,
+    /// The primary's name at the Sentinels; null standalone.
+    master_name: Option<String>,
+    /// `host:port`, or null while no primary is known (mid-failover).
+    primary: Option<String>,
+    primary_reachable: bool,
+    /// `ROLE` said master at the answering replica's last check.
+    on_primary: bool,
+    replicas: Vec<Replica>,
+    sentinels: Vec<Sentinel>,
+    /// When the answering replica last switched primary (unix ms); null if never.
+    last_failover_ms: Option<u64>,
+    /// `REDIS_WAIT_REPLICAS`: replicas each write waits for (0: off).
+    wait_replicas: u32,
+}
+
+/// A configured Sentinel and whether it answered a PING.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RedisSentinel"))]
+pub(super) struct Sentinel {
+    addr: String,
+    up: bool,
+}
 
 /// One replica, from the primary's `INFO replication`.
 #[derive(Debug, PartialEq, Serialize)]
-struct Replica {
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RedisReplica"))]
+pub(super) struct Replica {
     addr: String,
     /// `online`, `wait_bgsave`, `send_bulk`: as Redis says.
     state: String,
@@ -30,22 +60,24 @@ pub async fn tier(state: State<AppState>) -> HttpResponse {
         .await
         .ok()
         .map(|info| replicas(&info));
-    let mut sentinels = Vec::new();
-    for (addr, up) in connector.sentinels_up().await {
-        sentinels.push(json!({ "addr": addr, "up": up }));
-    }
-    ok(&json!({
-        "served_by": state.instance(),
-        "mode": view.mode,
-        "master_name": view.master_name,
-        "primary": view.primary,
-        "primary_reachable": replicas.is_some(),
-        "on_primary": view.on_primary,
-        "replicas": replicas.unwrap_or_default(),
-        "sentinels": sentinels,
-        "last_failover_ms": view.last_switch_ms,
-        "wait_replicas": state.settings.redis_wait_replicas,
-    }))
+    let sentinels = connector
+        .sentinels_up()
+        .await
+        .into_iter()
+        .map(|(addr, up)| Sentinel { addr, up })
+        .collect();
+    ok(&Tier {
+        served_by: state.instance(),
+        mode: view.mode,
+        master_name: view.master_name,
+        primary: view.primary,
+        primary_reachable: replicas.is_some(),
+        on_primary: view.on_primary,
+        replicas: replicas.unwrap_or_default(),
+        sentinels,
+        last_failover_ms: view.last_switch_ms,
+        wait_replicas: state.settings.redis_wait_replicas,
+    })
 }
 
 /// The replicas listed in an `INFO replication` reply (`slave0:ip=…,port=…,state=…,

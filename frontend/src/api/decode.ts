@@ -92,6 +92,7 @@ export const decodeInstances = (u: unknown) => decode('InstancesResponse', u)
 export const decodeKv = (u: unknown) => decode('KvResponse', u)
 export const decodeEnqueue = (u: unknown) => decode('EnqueueResponse', u)
 export const decodeJobs = (u: unknown) => decode('JobsResponse', u)
+export const decodeRedis = (u: unknown) => decode('RedisTier', u)
 
 /** The `error` sentence of an error body, if the body has one. */
 export function errorMessage(u: unknown): string | null {

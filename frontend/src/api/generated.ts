@@ -62,6 +62,26 @@ export type ReadyStatus = "ready" | "draining" | "unavailable";
 export type ReadyResponse = { status: ReadyStatus, /** Why not ready, in words. */ reason?: string };
 
 /**
+ * Where Redis is: one server (`REDIS_URL`), or the primary the Sentinels name.
+ */
+export type RedisMode = "standalone" | "sentinel";
+
+/**
+ * One replica, from the primary's `INFO replication`.
+ */
+export type RedisReplica = { addr: string, /** `online`, `wait_bgsave`, `send_bulk`: as Redis says. */ state: string, /** How far behind the primary's replication offset it is, in bytes. */ lag_bytes: number, /** Seconds since its last acknowledgement. */ lag_secs: number };
+
+/**
+ * A configured Sentinel and whether it answered a PING.
+ */
+export type RedisSentinel = { addr: string, up: boolean };
+
+/**
+ * The body of `GET /redis`.
+ */
+export type RedisTier = { served_by: string, mode: RedisMode, /** The primary's name at the Sentinels; null standalone. */ master_name: string | null, /** `host:port`, or null while no primary is known (mid-failover). */ primary: string | null, primary_reachable: boolean, /** `ROLE` said master at the answering replica's last check. */ on_primary: boolean, replicas: Array<RedisReplica>, sentinels: Array<RedisSentinel>, /** When the answering replica last switched primary (unix ms); null if never. */ last_failover_ms: number | null, /** `REDIS_WAIT_REPLICAS`: replicas each write waits for (0: off). */ wait_replicas: number };
+
+/**
  * Every error body, of every server: one sentence for a human.
  */
 export type ErrorResponse = { error: string };
@@ -81,6 +101,10 @@ export interface ApiTypes {
   HealthResponse: HealthResponse
   ReadyStatus: ReadyStatus
   ReadyResponse: ReadyResponse
+  RedisMode: RedisMode
+  RedisReplica: RedisReplica
+  RedisSentinel: RedisSentinel
+  RedisTier: RedisTier
   ErrorResponse: ErrorResponse
 }
 
@@ -99,5 +123,9 @@ export const schema = {
   HealthResponse: { fields: { status: { ref: 'HealthStatus' } } },
   ReadyStatus: { oneOf: ['ready', 'draining', 'unavailable'] },
   ReadyResponse: { fields: { status: { ref: 'ReadyStatus' }, reason: { optional: 'string' } } },
+  RedisMode: { oneOf: ['standalone', 'sentinel'] },
+  RedisReplica: { fields: { addr: 'string', state: 'string', lag_bytes: 'number', lag_secs: 'number' } },
+  RedisSentinel: { fields: { addr: 'string', up: 'boolean' } },
+  RedisTier: { fields: { served_by: 'string', mode: { ref: 'RedisMode' }, master_name: { nullable: 'string' }, primary: { nullable: 'string' }, primary_reachable: 'boolean', on_primary: 'boolean', replicas: { array: { ref: 'RedisReplica' } }, sentinels: { array: { ref: 'RedisSentinel' } }, last_failover_ms: { nullable: 'number' }, wait_replicas: 'number' } },
   ErrorResponse: { fields: { error: 'string' } },
 } as const satisfies Record<keyof ApiTypes, Shape>

@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { jsonResponse, mockFetch } from '@/test/helpers'
 
 import { ApiError } from './client'
-import { DecodeError } from './decode'
-import { decodeRedis, fetchRedis, type RedisTier } from './redis'
+import { DecodeError, decodeRedis } from './decode'
+import { fetchRedis } from './redis'
+import type { RedisTier } from './types'
 
 const sentinelTier: RedisTier = {
   served_by: 'app-2',

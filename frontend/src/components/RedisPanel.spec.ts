@@ -1,7 +1,7 @@
 import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
 
-import type { RedisTier } from '@/api/redis'
+import type { RedisTier } from '@/api/types'
 
 import RedisPanel from './RedisPanel.vue'
 

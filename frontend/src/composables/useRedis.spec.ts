@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
 
-import type { RedisTier } from '@/api/redis'
+import type { RedisTier } from '@/api/types'
 import { composableScope, jsonResponse, mockFetch } from '@/test/helpers'
 
 import { useRedis } from './useRedis'
