@@ -56,9 +56,10 @@ fn waiting_store(redis: &Redis, replicas: u32) -> Store {
     let vars = [
         ("REDIS_URL", redis.url()),
         ("REDIS_WAIT_REPLICAS", replicas.to_string()),
-        // The longest allowed: a replica in sync must acknowledge in time even on a busy
-        // machine (with 20 ms it did not, under load); without one each step waits this long.
-        ("REDIS_WAIT_TIMEOUT_MS", "400".to_string()),
+        // Long enough for a replica in sync to acknowledge on a busy machine (20 ms was not,
+        // under load), short enough that a step with two WAITs and no replica still ends
+        // inside the 800 ms call bound as "not replicated" (400 ms did not, once).
+        ("REDIS_WAIT_TIMEOUT_MS", "200".to_string()),
     ];
     let settings = Settings::from_vars(vars.into_iter().map(|(k, v)| (k.to_string(), v)))
         .expect("valid settings");
