@@ -29,8 +29,11 @@ use crate::store::Store;
 /// In-flight requests get this long to finish once the drain period is over. Every Redis
 /// call is bounded well under a second, so a request still running after this is stuck.
 const FINISH_SECS: u16 = 3;
-/// Idle keep-alive connections stay open this long: longer than the proxy's own idle
-/// timeout, so it is always Traefik that closes an idle connection, never a race with us.
+/// Idle connections stay open this long: longer than the proxy's own idle timeout, so it
+/// is always Traefik that closes an idle connection, never a race with us. That holds for
+/// a fresh connection waiting for its first request too (ntex's own limit there is 1 s,
+/// then 408): Traefik pools a connection it dialed but did not need, and a request it
+/// sent on one just as our 408 went out got that 408.
 const KEEP_ALIVE_SECS: u16 = 75;
 /// A request head (request line + headers) over this is refused with 431. ntex's default
 /// (64 KiB) let a 64-70 KiB URI through to the `http` crate's own URI limit (65,534
@@ -125,6 +128,7 @@ impl Application {
                     SharedCfg::new("scaleout").add(
                         HttpServiceConfig::new()
                             .set_keepalive(Seconds(KEEP_ALIVE_SECS))
+                            .set_client_timeout(Seconds(KEEP_ALIVE_SECS))
                             .set_max_buf_size(MAX_HEAD_BYTES),
                     ),
                 );

@@ -243,6 +243,31 @@ async fn a_stalled_request_body_gets_408_and_the_connection_is_freed() {
     assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
 }
 
+/// A connection that is open but has not sent its first request yet waits as long as an
+/// idle keep-alive one. Traefik dials connections it does not use at once (a dial that
+/// loses the race to a freed idle connection is pooled); with ntex's 1 s default the app
+/// answered such a connection 408 after a second, and a request Traefik sent on it at that
+/// moment got the 408 (seen in the swarm test, while scaling 3 -> 5 -> 2 under load).
+#[tokio::test]
+async fn a_fresh_connection_may_wait_before_its_first_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = Redis::start();
+    let app = app(&redis, &[]);
+    let mut conn = tokio::net::TcpStream::connect(app.addr()).await.unwrap();
+    // Idle time is what is under test: ntex's timer wheel fires the old 1 s limit by 2 s.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut reply))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
 /// Sends `request` and reads what comes back, keeping what arrived before a reset: a
 /// server that refuses a huge request early closes with unread input, which resets.
 async fn send_huge(addr: std::net::SocketAddr, request: &[u8]) -> String {
