@@ -85,7 +85,7 @@ pub async fn run() -> ExitCode {
         }
     };
     if command == "healthcheck" {
-        return check_health(&settings, rest.first());
+        return check_health(&settings, rest.first()).await;
     }
     telemetry::init(&settings);
     let result = match command {
@@ -144,11 +144,11 @@ async fn load_command(args: &[String]) -> ExitCode {
     }
 }
 
-fn check_health(settings: &Settings, url: Option<&String>) -> ExitCode {
+async fn check_health(settings: &Settings, url: Option<&String>) -> ExitCode {
     let url = url
         .cloned()
         .unwrap_or_else(|| format!("http://{}/healthz", probe_addr(settings.listen_addr)));
-    match healthcheck::probe(&url) {
+    match healthcheck::probe(&url).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("unhealthy: {e}");

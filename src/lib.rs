@@ -23,6 +23,7 @@
 //! - [`web`]: the dashboard's static files, for `scaleout web`.
 //! - [`load`]: the load generator that checks sessions, for `scaleout load`.
 //! - [`healthcheck`]: the probe a distroless image uses as its Docker HEALTHCHECK.
+//! - [`http_client`]: the one HTTP/1.1 client, behind `load`, `healthcheck` and the tests.
 
 pub mod cli;
 pub mod config;
@@ -30,6 +31,7 @@ pub mod connector;
 pub mod error;
 pub mod fleet;
 pub mod healthcheck;
+pub mod http_client;
 pub mod jobs;
 pub mod keys;
 pub mod load;

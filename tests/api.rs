@@ -357,7 +357,7 @@ async fn health_readiness_fleet_and_metrics() {
             .unwrap()
             .starts_with("text/plain")
     );
-    let text = String::from_utf8(metrics.body).unwrap();
+    let text = metrics.text();
     assert!(
         text.contains("scaleout_http_requests_total{route=\"/\",status=\"200\"} 1"),
         "{text}"
@@ -391,7 +391,7 @@ async fn metrics_label_requests_with_the_route_that_matched() {
     )
     .await
     .unwrap();
-    let text = String::from_utf8(get(app.addr(), "/metrics").await.body).unwrap();
+    let text = get(app.addr(), "/metrics").await.text();
     for series in [
         "{route=\"/kv/{key}\",status=\"404\"} 2",
         "{route=\"/jobs/{id}\",status=\"404\"} 1",
@@ -848,7 +848,7 @@ fn series(text: &str, name: &str) -> Option<f64> {
 async fn metrics_text(app: &Scaleout, path: &str) -> String {
     let res = get(app.addr(), path).await;
     assert_eq!(res.status, 200, "{path}");
-    String::from_utf8(res.body).unwrap()
+    res.text()
 }
 
 #[tokio::test]

@@ -138,6 +138,12 @@ fn healthcheck_probes_the_host_of_listen_addr() {
     assert!(listen.starts_with("127.0.0.2:"), "{listen}");
     let out = run(&["healthcheck"], &[("LISTEN_ADDR", listen.as_str())]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+
+    // Anything but a 200 is unhealthy, and says what came back.
+    let url = format!("http://{listen}/nope");
+    let out = run(&["healthcheck", url.as_str()], &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.stderr.trim(), format!("unhealthy: {url} answered 404"));
 }
 
 /// `THP_enabled` in /proc/PID/status: 0 once mimalloc has called

@@ -185,7 +185,7 @@ async fn an_enqueued_job_is_processed_and_shown_everywhere() {
     .await;
     assert_eq!(fleet["role"], "worker");
 
-    let metrics = String::from_utf8(get(app.addr(), "/metrics/fleet").await.body).unwrap();
+    let metrics = get(app.addr(), "/metrics/fleet").await.text();
     for line in [
         "scaleout_fleet_jobs_processed_total 1",
         "scaleout_fleet_jobs_failed_total 0",
@@ -760,7 +760,7 @@ async fn job_routes_reject_bad_input_and_enqueue_idempotently() {
     assert_eq!(get(app.addr(), "/jobs").await.status, 503);
     let metrics = get(app.addr(), "/metrics").await;
     assert_eq!(metrics.status, 200);
-    let text = String::from_utf8(metrics.body).unwrap();
+    let text = metrics.text();
     assert!(text.contains("scaleout_http_requests_total"));
     assert!(!text.contains("scaleout_fleet_jobs"));
     assert_eq!(get(app.addr(), "/metrics/fleet").await.status, 503);

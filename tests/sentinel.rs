@@ -201,7 +201,7 @@ async fn with_wait_and_no_replica_writes_are_refused_as_not_replicated() {
     assert_eq!(refused.status, 503, "{:?}", refused);
     assert_eq!(refused.json()["error"], "write not replicated");
     assert_eq!(refused.header("retry-after"), Some("1"));
-    let metrics = String::from_utf8(get(app.addr(), "/metrics").await.body).unwrap();
+    let metrics = get(app.addr(), "/metrics").await.text();
     assert!(
         metrics.contains("scaleout_redis_writes_not_replicated_total 1"),
         "{metrics}"

@@ -6,13 +6,13 @@
 //! check ([`session`]). Exit status 1 on any failed request, broken session or stopped
 //! user, and when the run checked nothing, so scripts and CI can rely on it.
 //!
-//! The tool does not trust the server: every answer goes through [`client`], which turns
-//! anything malformed into a counted failure, never a panic or an unbounded allocation.
+//! The tool does not trust the server: every answer goes through [`crate::http_client`],
+//! which turns anything malformed into a counted failure, never a panic or an unbounded
+//! allocation.
 //!
-//! - [`options`]: the flags; [`client`]: the HTTP/1.1 client;
-//!   [`session`]: the session check; [`report`]: the figures and the verdict.
+//! - [`options`]: the flags; [`session`]: the session check; [`report`]: the figures and
+//!   the verdict.
 
-pub mod client;
 pub mod options;
 pub mod report;
 pub mod session;
@@ -24,9 +24,11 @@ use std::time::Instant;
 pub use options::{Options, USAGE};
 pub use report::Report;
 
-use client::Client;
 use report::Tally;
 use session::{Check, Session};
+
+use crate::http_client::Client;
+use crate::routes::COOKIE;
 
 /// Runs the virtual users until the duration or the request budget is spent.
 pub async fn run(opts: Options) -> Report {
@@ -75,7 +77,7 @@ async fn user_loop(
         let cookie = session
             .sid()
             .filter(|_| opts.cookies)
-            .map(|sid| format!("sid={sid}"));
+            .map(|sid| format!("{COOKIE}={sid}"));
         let headers: Vec<_> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
         let began = Instant::now();
         let result = client.get(&opts.path, &headers).await;

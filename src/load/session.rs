@@ -8,7 +8,8 @@
 
 use serde_json::Value;
 
-use super::client::Response;
+use crate::http_client::Response;
+use crate::routes::COOKIE;
 
 /// One virtual user's view of its session.
 #[derive(Debug, Default)]
@@ -78,12 +79,9 @@ fn is_cookie_value(sid: &str) -> bool {
         .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
 }
 
-/// The `sid` a `Set-Cookie` header gives, if any.
+/// The session id a `Set-Cookie` header gives, if any.
 fn set_sid(response: &Response) -> Option<String> {
-    response.header("set-cookie").find_map(|v| {
-        let value = v.strip_prefix("sid=")?;
-        Some(value.split(';').next().unwrap_or("").to_string())
-    })
+    response.set_cookie(COOKIE).map(str::to_string)
 }
 
 #[cfg(test)]

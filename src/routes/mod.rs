@@ -22,6 +22,8 @@ use crate::metrics::{Metrics, RouteLabel};
 use crate::shutdown::Drain;
 use crate::store::Store;
 
+pub use session::COOKIE;
+
 /// What every handler can reach. One per HTTP worker thread (each has its own Redis
 /// connection); the settings, metrics and drain flag are shared by all of them.
 #[derive(Clone)]

@@ -7,6 +7,9 @@ use ntex::web::{HttpRequest, HttpResponse, types::State};
 use serde::Serialize;
 use uuid::Uuid;
 
+/// The session cookie's name; `scaleout load` and the tests send it back.
+pub const COOKIE: &str = "sid";
+
 use super::AppState;
 use crate::error::ApiError;
 
@@ -33,7 +36,7 @@ pub async fn index(req: HttpRequest, state: State<AppState>) -> Result<HttpRespo
     // Sent on every visit, not only the first: the Redis TTL slides with each hit, so the
     // cookie's Max-Age must slide too, or an active user loses it TTL after the first visit.
     res.cookie(
-        Cookie::build(("sid", sid.to_string()))
+        Cookie::build((COOKIE, sid.to_string()))
             .path("/")
             .http_only(true)
             .same_site(SameSite::Lax)
@@ -48,7 +51,7 @@ pub async fn index(req: HttpRequest, state: State<AppState>) -> Result<HttpRespo
     }))
 }
 
-/// The first `sid` cookie that holds a UUID. Read leniently, by hand: one malformed cookie
+/// The first [`COOKIE`] that holds a UUID. Read leniently, by hand: one malformed cookie
 /// from another app on the same host, or a stale malformed `sid` set for another path or
 /// domain (the browser then sends several), must not cost the user their session.
 fn session_cookie(req: &HttpRequest) -> Option<Uuid> {
@@ -57,6 +60,6 @@ fn session_cookie(req: &HttpRequest) -> Option<Uuid> {
         .filter_map(|h| h.to_str().ok())
         .flat_map(|h| h.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == "sid")
+        .filter(|(name, _)| *name == COOKIE)
         .find_map(|(_, value)| Uuid::try_parse(value.trim_matches('"')).ok())
 }

@@ -1,12 +1,15 @@
-//! A small HTTP/1.1 client on one tokio socket, for a peer it must not trust.
+//! The project's one HTTP/1.1 client, for a peer it must not trust: `scaleout load`'s
+//! virtual users, `scaleout healthcheck`, and the Rust tests all send through it.
 //!
 //! Why hand-written: the load tool needs exactly one keep-alive connection per virtual
 //! user, to see every failure as it happened (a reset, a timeout, a garbled answer), and
-//! nothing else; `healthcheck` needs one request. Why so many limits: the server under
-//! load may be broken or hostile, and the tool must report that, never panic or let the
-//! server decide how much memory it uses. Every length the server sends is checked before
-//! it is used, nothing is allocated ahead of the bytes that actually arrive, and each line,
-//! the header count and the body are bounded.
+//! nothing else; the tests need to send exactly the bytes they choose (odd methods, bad
+//! encodings, huge URLs), which a real client refuses to; `healthcheck` needs one request.
+//! `ntex::client` does none of the first two. Why so many limits: the server under load
+//! may be broken or hostile, and the tool must report that, never panic or let the server
+//! decide how much memory it uses. Every length the server sends is checked before it is
+//! used, nothing is allocated ahead of the bytes that actually arrive, and each line, the
+//! header count and the body are bounded.
 
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
@@ -69,12 +72,25 @@ pub struct Response {
 }
 
 impl Response {
-    /// Every value of the header `name` (lower-case).
-    pub fn header<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    /// The first value of the header `name` (any case).
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.header_values(name).next()
+    }
+
+    /// Every value of the header `name` (any case), in the order received.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
-            .filter(move |(n, _)| n == name)
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The value a `Set-Cookie` header gives the cookie `name`, if one does.
+    pub fn set_cookie(&self, name: &str) -> Option<&str> {
+        self.header_values("set-cookie").find_map(|v| {
+            let (n, rest) = v.split_once('=')?;
+            (n.trim() == name).then(|| rest.split(';').next().unwrap_or("").trim())
+        })
     }
 }
 
@@ -98,9 +114,36 @@ impl Client {
         }
     }
 
-    /// `GET path` with `headers` added. After an error the connection is closed.
+    /// `GET path` with `headers` added.
     pub async fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Response, Error> {
-        let result = match tokio::time::timeout(self.timeout, self.exchange(path, headers)).await {
+        self.send("GET", path, headers, None).await
+    }
+
+    /// `method path` with `headers` added, and `body` with its `Content-Length` if given.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, Error> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        for (name, value) in headers {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+        if let Some(body) = body {
+            let _ = write!(head, "Content-Length: {}\r\n", body.len());
+        }
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body.unwrap_or_default());
+        self.raw(&request).await
+    }
+
+    /// Sends `request` exactly as given and reads one answer (none of its body if the
+    /// request is a `HEAD`). After an error the connection is closed.
+    pub async fn raw(&mut self, request: &[u8]) -> Result<Response, Error> {
+        let result = match tokio::time::timeout(self.timeout, self.exchange(request)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(self.timeout)),
         };
@@ -110,7 +153,7 @@ impl Client {
         result
     }
 
-    async fn exchange(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Response, Error> {
+    async fn exchange(&mut self, request: &[u8]) -> Result<Response, Error> {
         let io = match &mut self.conn {
             Some(io) => io,
             None => {
@@ -119,23 +162,26 @@ impl Client {
                 self.conn.insert(BufReader::new(stream))
             }
         };
-        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
-        for (name, value) in headers {
-            let _ = write!(request, "{name}: {value}\r\n");
-        }
-        request.push_str("\r\n");
-        io.get_mut().write_all(request.as_bytes()).await?;
-
-        let (response, keep_alive) = read_response(io).await?;
-        if !keep_alive {
+        // A server may answer early (413, 431) and close before it has read everything:
+        // then its answer, if one arrives, is what counts, not the failed write.
+        let written = io.get_mut().write_all(request).await;
+        let (response, keep_alive) = match read_response(io, request.starts_with(b"HEAD ")).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(written.err().map_or(e, Error::Io)),
+        };
+        if !keep_alive || written.is_err() {
             self.conn = None;
         }
         Ok(response)
     }
 }
 
-/// Reads one answer; also says whether the connection may carry another.
-async fn read_response(io: &mut BufReader<TcpStream>) -> Result<(Response, bool), Error> {
+/// Reads one answer (to a `HEAD` if `head`); also says whether the connection may carry
+/// another.
+async fn read_response(
+    io: &mut BufReader<TcpStream>,
+    head: bool,
+) -> Result<(Response, bool), Error> {
     let line = read_line(io).await?;
     let status = parse_status(&line)?;
     let mut headers = Vec::new();
@@ -158,12 +204,12 @@ async fn read_response(io: &mut BufReader<TcpStream>) -> Result<(Response, bool)
         body: Vec::new(),
     };
     let chunked = response
-        .header("transfer-encoding")
+        .header_values("transfer-encoding")
         .any(|v| v.eq_ignore_ascii_case("chunked"));
     let mut keep_alive = !response
-        .header("connection")
+        .header_values("connection")
         .any(|v| v.eq_ignore_ascii_case("close"));
-    if matches!(status, 100..=199 | 204 | 304) {
+    if head || matches!(status, 100..=199 | 204 | 304) {
         // No body by definition (RFC 9112, section 6.3).
     } else if chunked {
         response.body = read_chunked(io).await?;
@@ -214,7 +260,7 @@ fn parse_status(line: &str) -> Result<u16, Error> {
 /// The one `Content-Length`, if any; disagreeing or unparsable values are an error.
 fn content_length(response: &Response) -> Result<Option<u64>, Error> {
     let mut length = None;
-    for value in response.header("content-length") {
+    for value in response.header_values("content-length") {
         let n: u64 = value
             .parse()
             .map_err(|_| malformed(format!("bad Content-Length: {}", snippet(value))))?;
@@ -288,6 +334,7 @@ fn snippet(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
 
     #[test]
     fn status_lines() {
@@ -302,5 +349,142 @@ mod tests {
         ] {
             assert!(parse_status(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn headers_in_any_case_and_cookies_by_name() {
+        let response = Response {
+            status: 200,
+            headers: [
+                ("set-cookie", "theme=dark; Path=/"),
+                ("set-cookie", "sid=abc; HttpOnly"),
+                ("x-a", "1"),
+                ("x-a", "2"),
+            ]
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .into(),
+            body: Vec::new(),
+        };
+        assert_eq!(response.header("X-A"), Some("1"));
+        assert_eq!(
+            response.header_values("x-a").collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert_eq!(response.set_cookie("sid"), Some("abc"));
+        assert_eq!(response.set_cookie("theme"), Some("dark"));
+        assert_eq!(response.set_cookie("si"), None);
+    }
+
+    /// A server that accepts `connections` connections, one after the other, and answers
+    /// each request head it reads with the next of `answers`; it records every request.
+    async fn scripted(
+        connections: usize,
+        answers: &'static [&'static [u8]],
+    ) -> (SocketAddr, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut answers = answers.iter();
+            let mut requests = Vec::new();
+            for _ in 0..connections {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut io = BufReader::new(stream);
+                'conn: loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if io.read_line(&mut line).await.unwrap() == 0 {
+                            break 'conn;
+                        }
+                        head.push_str(&line);
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    requests.push(head);
+                    let Some(answer) = answers.next() else { break };
+                    io.get_mut().write_all(answer).await.unwrap();
+                }
+            }
+            requests
+        });
+        (addr, server)
+    }
+
+    fn client(addr: SocketAddr) -> Client {
+        Client::new(addr, "test".into(), Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn one_connection_carries_every_kind_of_body() {
+        let (addr, server) = scripted(
+            1,
+            &[
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n",
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+            ],
+        )
+        .await;
+        let mut c = client(addr);
+        let first = c.get("/a", &[("Cookie", "sid=1")]).await.unwrap();
+        assert_eq!((first.status, first.body.as_slice()), (200, &b"hello"[..]));
+        assert_eq!(c.get("/b", &[]).await.unwrap().body, b"abcde");
+        let head = c.raw(b"HEAD /c HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+        assert_eq!(
+            (head.header("content-length"), head.body.len()),
+            (Some("14"), 0)
+        );
+        let put = c.send("PUT", "/d", &[], Some(b"")).await.unwrap();
+        assert_eq!(put.status, 204);
+        drop(c);
+        let requests = server.await.unwrap();
+        assert_eq!(requests.len(), 4, "all on one connection: {requests:?}");
+        assert_eq!(
+            requests[0],
+            "GET /a HTTP/1.1\r\nHost: test\r\nCookie: sid=1\r\n\r\n"
+        );
+        assert!(
+            requests[3].contains("Content-Length: 0\r\n"),
+            "{}",
+            requests[3]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_or_failed_connection_is_not_reused() {
+        let (addr, server) = scripted(
+            3,
+            &[
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ],
+        )
+        .await;
+        let mut c = client(addr);
+        assert_eq!(c.get("/", &[]).await.unwrap().status, 200);
+        let garbled = c.get("/", &[]).await.unwrap_err();
+        assert!(
+            garbled.to_string().contains("bad Content-Length"),
+            "{garbled}"
+        );
+        assert_eq!(c.get("/", &[]).await.unwrap().body, b"ok");
+        drop(c);
+        assert_eq!(server.await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn no_answer_in_time_is_a_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut c = Client::new(
+            listener.local_addr().unwrap(),
+            "t".into(),
+            Duration::from_millis(200),
+        );
+        // The kernel accepts the connection; nobody ever answers.
+        let err = c.get("/", &[]).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout(_)), "{err}");
     }
 }
