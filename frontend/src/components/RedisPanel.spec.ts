@@ -1,31 +1,11 @@
 import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
 
-import type { RedisTier } from '@/api/types'
+import { sentinelTier as sentinel, standaloneTier as standalone } from '@/test/helpers'
 
 import RedisPanel from './RedisPanel.vue'
 
 const NOW = 1_700_000_000_000
-
-const sentinel: RedisTier = {
-  served_by: 'app-2',
-  mode: 'sentinel',
-  master_name: 'mymaster',
-  primary: '127.0.0.1:7001',
-  primary_reachable: true,
-  on_primary: true,
-  replicas: [
-    { addr: '127.0.0.1:7002', state: 'online', lag_bytes: 1234, lag_secs: 0 },
-    { addr: '127.0.0.1:7003', state: 'wait_bgsave', lag_bytes: 0, lag_secs: 3 },
-  ],
-  sentinels: [
-    { addr: '127.0.0.1:26379', up: true },
-    { addr: '127.0.0.1:26380', up: true },
-    { addr: '127.0.0.1:26381', up: false },
-  ],
-  last_failover_ms: null,
-  wait_replicas: 1,
-}
 
 describe('RedisPanel', () => {
   it('shows the primary, its replicas with their lag, the Sentinels and the WAIT setting', () => {
@@ -68,15 +48,6 @@ describe('RedisPanel', () => {
   })
 
   it('is one compact line for a standalone Redis', () => {
-    const standalone: RedisTier = {
-      ...sentinel,
-      mode: 'standalone',
-      master_name: null,
-      primary: '127.0.0.1:6379',
-      replicas: [],
-      sentinels: [],
-      wait_replicas: 0,
-    }
     const w = mount(RedisPanel, { props: { tier: standalone, unavailable: false, now: NOW } })
     const line = w.get('[data-testid="redis-standalone"]')
     expect(line.text()).toBe('standalone Redis at 127.0.0.1:6379 reachable')

@@ -2,6 +2,8 @@
 import { afterEach, beforeEach, vi } from 'vitest'
 import { effectScope, type EffectScope } from 'vue'
 
+import type { RedisTier } from '@/api/types'
+
 /** A promise you settle from the outside. */
 export interface Deferred<T> {
   promise: Promise<T>
@@ -76,4 +78,36 @@ export function composableScope(): () => EffectScope {
     vi.useRealTimers()
   })
   return () => scope
+}
+
+/** `/redis` as app-2 sees `make local HA=1`: a primary, two replicas, a Sentinel down. */
+export const sentinelTier: RedisTier = {
+  served_by: 'app-2',
+  mode: 'sentinel',
+  master_name: 'mymaster',
+  primary: '127.0.0.1:7001',
+  primary_reachable: true,
+  on_primary: true,
+  replicas: [
+    { addr: '127.0.0.1:7002', state: 'online', lag_bytes: 1234, lag_secs: 0 },
+    { addr: '127.0.0.1:7003', state: 'wait_bgsave', lag_bytes: 0, lag_secs: 3 },
+  ],
+  sentinels: [
+    { addr: '127.0.0.1:26379', up: true },
+    { addr: '127.0.0.1:26380', up: true },
+    { addr: '127.0.0.1:26381', up: false },
+  ],
+  last_failover_ms: null,
+  wait_replicas: 1,
+}
+
+/** `/redis` on a standalone Redis: no Sentinels, no replicas, no WAIT. */
+export const standaloneTier: RedisTier = {
+  ...sentinelTier,
+  mode: 'standalone',
+  master_name: null,
+  primary: '127.0.0.1:6379',
+  replicas: [],
+  sentinels: [],
+  wait_replicas: 0,
 }
