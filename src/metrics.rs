@@ -101,31 +101,24 @@ impl Metrics {
              scaleout_http_request_duration_seconds_sum {sum}\n\
              scaleout_http_request_duration_seconds_count {count}"
         );
-        out.push_str(
-            "# HELP scaleout_redis_errors_total Redis calls made for requests that failed, by kind.\n\
-             # TYPE scaleout_redis_errors_total counter\n",
+        counters(
+            out,
+            "scaleout_redis_errors_total",
+            "Redis calls made for requests that failed, by kind.",
+            "kind",
+            FailureKind::ALL
+                .map(|kind| (kind.label(), &self.redis_errors[kind as usize]))
+                .into_iter(),
         );
-        for kind in FailureKind::ALL {
-            let n = self.redis_errors[kind as usize].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "scaleout_redis_errors_total{{kind=\"{}\"}} {n}",
-                kind.label()
-            );
-        }
-        out.push_str(
-            "# HELP scaleout_redis_background_failures_total Failed Redis calls of the keep-warm \
-             pings and heartbeats.\n\
-             # TYPE scaleout_redis_background_failures_total counter\n",
+        counters(
+            out,
+            "scaleout_redis_background_failures_total",
+            "Failed Redis calls of the keep-warm pings and heartbeats.",
+            "task",
+            Background::ALL
+                .map(|task| (task.label(), &self.background_failures[task as usize]))
+                .into_iter(),
         );
-        for task in Background::ALL {
-            let n = self.background_failures[task as usize].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "scaleout_redis_background_failures_total{{task=\"{}\"}} {n}",
-                task.label()
-            );
-        }
         gauge(
             out,
             "scaleout_redis_writes_not_replicated_total",
@@ -142,6 +135,21 @@ pub fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: impl s
         out,
         "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
     );
+}
+
+/// Writes a counter with one series per value of `label`.
+fn counters<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: impl Iterator<Item = (&'a str, &'a AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, n) in series {
+        let n = n.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
 }
 
 /// The pattern of the resource the router matched, which [`crate::routes`] attaches to
