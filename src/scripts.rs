@@ -17,8 +17,9 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Script, ScriptInvocation};
 
+use crate::keys;
 use crate::store::{RedisFailure, Store};
 
 /// One script's text: its helper files, then its own file.
@@ -50,6 +51,20 @@ pub static PROMOTE: LazyLock<Script> = script!("promote.lua");
 pub static OVERVIEW: LazyLock<Script> = script!("lengths.lua", "overview.lua");
 /// The fleet-wide job counters and the lengths.
 pub static STATS: LazyLock<Script> = script!("lengths.lua", "stats.lua");
+
+/// Passes the keys and arguments `lengths.lua` expects first ([`OVERVIEW`], [`STATS`]):
+/// the lists, then the `consumers` the caller read and each one's processing list.
+pub fn lengths_keys(call: &mut ScriptInvocation<'_>, consumers: &[impl AsRef<str>]) {
+    call.key(keys::JOBS)
+        .key(keys::DELAYED)
+        .key(keys::DEAD)
+        .key(keys::CONSUMERS)
+        .arg(consumers.len());
+    for worker in consumers {
+        let worker = worker.as_ref();
+        call.key(keys::processing(worker)).arg(worker);
+    }
+}
 
 /// How often [`snapshot`] reads again before it gives up.
 const SNAPSHOT_TRIES: usize = 5;

@@ -28,14 +28,7 @@ async fn lengths_refuse_a_consumers_set_that_changed_since_it_was_read() {
     let () = conn.rpush(keys::processing("w1"), "a").await.unwrap();
     let stats = |consumers: &[&str]| {
         let mut call = scripts::STATS.prepare_invoke();
-        call.key(keys::JOBS)
-            .key(keys::DELAYED)
-            .key(keys::DEAD)
-            .key(keys::CONSUMERS)
-            .arg(consumers.len());
-        for worker in consumers {
-            call.key(keys::processing(worker)).arg(*worker);
-        }
+        scripts::lengths_keys(&mut call, consumers);
         call.key(keys::JOB_STATS);
         call
     };

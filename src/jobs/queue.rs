@@ -144,7 +144,7 @@ pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), RedisFailure
                 })
                 .await?;
             let mut call = scripts::OVERVIEW.prepare_invoke();
-            with_lengths_keys(&mut call, &consumers);
+            scripts::lengths_keys(&mut call, &consumers);
             for id in &recent {
                 call.key(keys::job_of_item(id));
             }
@@ -166,7 +166,7 @@ pub async fn stats(store: &Store) -> Result<Stats, RedisFailure> {
         scripts::snapshot(store, "stats script", async || {
             let consumers = consumers(store).await?;
             let mut call = scripts::STATS.prepare_invoke();
-            with_lengths_keys(&mut call, &consumers);
+            scripts::lengths_keys(&mut call, &consumers);
             call.key(keys::JOB_STATS);
             let conn = store.conn();
             store
@@ -194,18 +194,6 @@ async fn consumers(store: &Store) -> Result<Vec<String>, RedisFailure> {
             async move { conn?.smembers(keys::CONSUMERS).await },
         )
         .await
-}
-
-/// The keys and arguments `lengths.lua` expects first, for the consumers read.
-fn with_lengths_keys(call: &mut ScriptInvocation<'_>, consumers: &[String]) {
-    call.key(keys::JOBS)
-        .key(keys::DELAYED)
-        .key(keys::DEAD)
-        .key(keys::CONSUMERS)
-        .arg(consumers.len());
-    for worker in consumers {
-        call.key(keys::processing(worker)).arg(worker);
-    }
 }
 
 fn lengths_from((queue, processing, delayed, dead): LengthsReply) -> Lengths {
