@@ -165,6 +165,6 @@ test-quickstart: release ## from a clean clone: make up, the curl flows, make do
 test-nix: ## flake parses, lock matches, frontend hash is current and reproducible
 	.ci/nix-check
 
-bench: ## side-by-side benchmark with the original (prints a table, writes docs/)
+bench: release ## side-by-side benchmark with the original (prints a table, writes docs/)
 	.ci/deps bench
 	tests/bench/run.sh

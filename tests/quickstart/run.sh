@@ -210,6 +210,12 @@ say "a clean clone"
 git clone -q "$ROOT" "$CLONE" || die "git clone"
 if [ -n "${QUICKSTART_REF:-}" ]; then git -C "$CLONE" checkout -q "$QUICKSTART_REF" || die "checkout $QUICKSTART_REF"; fi
 echo "$(git -C "$CLONE" log -1 --format='%h %s') in $CLONE"
+# Every target that runs the release binary rebuilds it first when the source changed
+# (`make bench` once measured whatever binary was left in target/).
+for t in load bench test-e2e test-ha; do
+  check "make $t builds the release binary first" \
+    bash -c "make -n -C '$CLONE' $t 2>/dev/null | grep -q '^cargo build --release'"
+done
 
 # ---------------------------------------------------------------------------------------
 say "1. make up (from the clean clone)"
