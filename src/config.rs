@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 
 use DefaultValue::{Computed, Text, Unset};
 
@@ -85,7 +85,7 @@ pub const VARS: &[Var] = &[
         "RUST_LOG",
         // ntex logs every worker start at info; keep those out of the way.
         Text("info,ntex=warn"),
-        "log filter (tracing-subscriber EnvFilter syntax)",
+        "log filter: a level, then `target=level` pairs (tracing-subscriber `Targets`)",
         Rule::LogFilter,
     ),
     var(
@@ -181,7 +181,7 @@ pub enum Rule {
     Name,
     /// A URL redis-rs can connect to.
     RedisUrl,
-    /// A tracing-subscriber `EnvFilter`.
+    /// A tracing-subscriber `Targets` filter.
     LogFilter,
     /// Empty, or a comma-separated list of `host:port` (see [`host_ports`]).
     HostPorts,
@@ -209,7 +209,8 @@ impl Rule {
             Self::RedisUrl => redis::IntoConnectionInfo::into_connection_info(value)
                 .map(drop)
                 .map_err(|source| ConfigError::RedisUrl { name, source }),
-            Self::LogFilter => EnvFilter::try_new(value)
+            Self::LogFilter => value
+                .parse::<Targets>()
                 .map(drop)
                 .map_err(|source| ConfigError::LogFilter { name, source }),
             Self::HostPorts => host_ports(name, value).map(drop),
