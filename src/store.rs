@@ -167,13 +167,13 @@ impl Store {
         command: &'static str,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, RedisFailure> {
+        if self.wait_replicas == 0 {
+            return self.bounded(command, call).await;
+        }
         // Taken before the call: the connection the write goes out on (WAIT waits for
         // the replication offset of the connection's own last write).
         let conn = self.conn();
         let value = self.bounded(command, call).await?;
-        if self.wait_replicas == 0 {
-            return Ok(value);
-        }
         let (replicas, timeout_ms) = (self.wait_replicas, self.wait_timeout_ms);
         let acks: u32 = self
             .bounded("WAIT", async move {
