@@ -678,6 +678,14 @@ MAIN_FIGURES = ("requests", "failures", "broken_sessions", "by_status", "rps", "
                 "max_ms", "served_by")
 
 
+def verdict(passed, failed):
+    """A run's last lines, each failed test then "N passed, M failed"; its exit status."""
+    for t in failed:
+        print(f"FAILED: {t}")
+    print(f"{len(passed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def print_figures():
     print("\n===== measured figures (scaleout load unless named probe_*) =====")
     for name, f in FIGURES:
@@ -744,10 +752,7 @@ def main():
         if os.environ.get("E2E_KEEP") != "1":
             shutil.rmtree(stack.dir, ignore_errors=True)
     print_figures()
-    for t in failed:
-        print(f"FAILED: {t}")
-    print(f"{len(passed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return verdict(passed, failed)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,18 @@ def readonly_errors(port):
     return 0
 
 
+def steady(stack):
+    """3 s of load and probes while nothing happens: the load's summary, the probes' statuses."""
+    probes = Probes(stack, n=4, gap=0.02)
+    load = Load(stack, 3, concurrency=8)
+    try:
+        res = summary(load.result())
+    finally:
+        load.stop()
+        probes.stop()
+    return res, {r[2] for r in probes.requests()}
+
+
 def marks(out):
     """local.sh's `key=value ...` line as a dict."""
     return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
@@ -150,26 +162,12 @@ def failover(stack, wait):
     wait_for("the old primary to be a replica", lambda: redis_cli(ports["redis"], "ROLE").startswith("slave"), 10)
     role_ms = now_ms() - t_back
     time.sleep(max(0.0, 2.0 - role_ms / 1000))
-    probes = Probes(stack, n=4, gap=0.02)
-    load = Load(stack, 3, concurrency=8)
-    try:
-        res_back = summary(load.result())
-    finally:
-        load.stop()
-        probes.stop()
+    res_back, back_statuses = steady(stack)
     readonly = readonly_errors(ports["redis"])
-    back_statuses = {r[2] for r in probes.requests()}
 
     # One Sentinel down: no effect.
     stack.cmd("kill-node", "sentinel-1")
-    probes = Probes(stack, n=4, gap=0.02)
-    load = Load(stack, 3, concurrency=8)
-    try:
-        res_sentinel = summary(load.result())
-    finally:
-        load.stop()
-        probes.stop()
-    sentinel_statuses = {r[2] for r in probes.requests()}
+    res_sentinel, sentinel_statuses = steady(stack)
     stack.cmd("start-node", "sentinel-1")
 
     figures = {
@@ -269,10 +267,7 @@ def main():
         for k, v in f.items():
             print(f"   {k:<32} {v}")
     print("============================\n")
-    for t in failed:
-        print(f"FAILED: {t}")
-    print(f"{len(passed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return e2e.verdict(passed, failed)
 
 
 if __name__ == "__main__":
