@@ -950,7 +950,7 @@ async fn every_job_state_change_waits_for_the_replicas_asked_for() {
     until(
         "the replica to be in sync",
         Duration::from_secs(10),
-        async || (redis.int(&["WAIT", "1", "100"]) == 1).then_some(()),
+        async || redis.replicated(1).then_some(()),
     )
     .await;
     enqueue(&waiting, "wait again").await;

@@ -27,7 +27,7 @@ fn tier() -> (Redis, Redis, Redis) {
     let primary = Redis::start();
     let replica = Redis::replica_of(&primary);
     wait_for("the replica to be in sync", Duration::from_secs(10), || {
-        (primary.int(&["WAIT", "1", "100"]) == 1).then_some(())
+        primary.replicated(1).then_some(())
     });
     let sentinel = Redis::sentinel(&primary, "scaleout");
     // Listed is not enough: until the Sentinel has connected to the replica and read its

@@ -162,6 +162,32 @@ impl Redis {
         }
     }
 
+    /// Whether `n` replicas receive the replication stream. A new replica starts from a
+    /// copy, and the primary streams it later writes only once it has reported in, up to a
+    /// second later; meanwhile it acknowledges what the copy held and nothing newer. So a
+    /// `WAIT` on a connection that wrote nothing, or after a write the copy held, can
+    /// count a replica that will not acknowledge the next write in time. Here: a write,
+    /// `WAIT`, and a second write, made only once the first was acknowledged (a blocked
+    /// `WAIT` holds the connection's next command), then `WAIT` again.
+    pub fn replicated(&self, n: usize) -> bool {
+        let mut pipe = redis::pipe();
+        for _ in 0..2 {
+            pipe.cmd("SET")
+                .arg("scaleout-test:replicated")
+                .arg(1)
+                .arg("PX")
+                .arg(1000)
+                .ignore()
+                .cmd("WAIT")
+                .arg(n)
+                .arg(100);
+        }
+        let acks = redis::Client::open(self.url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut conn| pipe.query::<(usize, usize)>(&mut conn));
+        matches!(acks, Ok((first, second)) if first >= n && second >= n)
+    }
+
     /// An integer reply (`:N`) or a number in a bulk string; 0 for nil.
     pub fn int(&self, args: &[&str]) -> i64 {
         let reply = self.cmd(args).expect("redis reply");
