@@ -3,13 +3,14 @@
 //! `/healthz` to 503 and keeps serving for `DRAIN_SECS`, long enough for the proxy to stop
 //! sending it traffic, and only then stops accepting and finishes what is in flight.
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ntex::web::HttpResponse;
 use serde::Serialize;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// The body of `/healthz`.
 #[derive(Serialize)]
@@ -61,20 +62,36 @@ impl Drain {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT and names it.
-pub async fn signalled() -> &'static str {
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
+/// SIGTERM and SIGINT, caught from the moment this is made. A server makes it before it
+/// says it is listening (and the worker before it says it started): a handler installed
+/// only when first awaited left a moment in which a stop signal killed the process
+/// outright, with no drain.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
 }
 
-/// The drain phase: waits `period`, or less if a second signal asks to hurry.
-pub async fn drain_period(period: Duration) {
-    tokio::select! {
-        () = tokio::time::sleep(period) => {}
-        sig = signalled() => tracing::warn!(signal = sig, "second signal: skipping the rest of the drain"),
+impl Signals {
+    pub fn catch() -> io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves on the next SIGTERM or SIGINT and names it.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    /// The drain phase: waits `period`, or less if a second signal asks to hurry.
+    pub async fn drain_period(&mut self, period: Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            sig = self.next() => tracing::warn!(signal = sig, "second signal: skipping the rest of the drain"),
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::error::ErrorBody;
 use crate::fleet::{Member, Role, now_ms};
 use crate::metrics::{Metrics, Track};
 use crate::routes::{self, AppState};
-use crate::shutdown::{self, Drain};
+use crate::shutdown::{Drain, Signals};
 use crate::store::Store;
 
 /// In-flight requests get this long to finish once the drain period is over. Every Redis
@@ -45,6 +45,8 @@ const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// A bound, running HTTP server and what it needs to stop gracefully.
 pub struct Application {
     server: Server,
+    /// Caught before "listening" is logged: see [`Signals`].
+    signals: Signals,
     addr: SocketAddr,
     drain: Drain,
     settings: Arc<Settings>,
@@ -119,6 +121,7 @@ impl Application {
         B: ntex::http::body::MessageBody + 'static,
     {
         let addr = listener.local_addr()?;
+        let signals = Signals::catch()?;
         let server = ntex::server::build()
             .workers(settings.workers)
             .disable_signals()
@@ -140,6 +143,7 @@ impl Application {
         tracing::info!(%addr, instance = %settings.instance_name, "listening");
         Ok(Self {
             server,
+            signals,
             addr,
             drain,
             settings,
@@ -156,6 +160,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let Self {
             mut server,
+            mut signals,
             drain,
             settings,
             member,
@@ -170,7 +175,7 @@ impl Application {
         });
         let signal = tokio::select! {
             result = &mut server => return result,
-            signal = shutdown::signalled() => signal,
+            signal = signals.next() => signal,
         };
         drain.start();
         tracing::info!(
@@ -181,7 +186,7 @@ impl Application {
         if let Some((m, store)) = &member {
             let _ = m.beat(store).await;
         }
-        shutdown::drain_period(settings.drain()).await;
+        signals.drain_period(settings.drain()).await;
         tracing::info!("drain over: closing the listener, finishing in-flight requests");
         // ntex-server 3.11 now and then misses the wake-up after its last worker stopped
         // and sits out the whole shutdown timeout: bound the wait ourselves.

@@ -182,3 +182,61 @@ fn transparent_huge_pages_are_off_by_default_and_the_env_turns_them_on() {
         "MIMALLOC_ALLOW_THP=0"
     );
 }
+
+/// Starts `scaleout COMMAND` and sends SIGTERM the moment it logs `ready_line` (no `kill`
+/// process in between: spawning one took long enough to hide the defect this guards).
+/// Returns whether it then exited 0 and logged "stopped", with its log.
+fn stop_at_once(command: &str, ready_line: &str, redis: &Redis) -> (bool, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Guard(
+        Command::new(env!("CARGO_BIN_EXE_scaleout"))
+            .arg(command)
+            .env_clear()
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("REDIS_URL", redis.url())
+            .env("INSTANCE_NAME", format!("{command}-stop"))
+            .env("DRAIN_SECS", "0")
+            .env("WORKERS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn scaleout"),
+    );
+    let pid = libc::pid_t::try_from(child.0.id()).expect("a pid");
+    let mut log = String::new();
+    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout"));
+    while lines.read_line(&mut log).expect("read the log") > 0 {
+        if log
+            .lines()
+            .last()
+            .is_some_and(|line| line.contains(ready_line))
+        {
+            // SAFETY: kill(2) on our own child, which has not been reaped yet.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill");
+            break;
+        }
+    }
+    lines.read_to_string(&mut log).expect("read the log");
+    let status = wait_for("the process to exit", Duration::from_secs(10), || {
+        child.0.try_wait().ok().flatten()
+    });
+    (status.success() && log.contains("stopped"), log)
+}
+
+/// A stop signal that arrives as soon as a server says it is listening (or the worker that
+/// it started) is handled like any other: drain, finish, exit 0. Before, the handlers were
+/// installed a moment later, and a signal in between killed the process outright: 19 of 30
+/// apps and 28 of 30 workers, signalled from a script the moment the line appeared.
+#[test]
+fn a_stop_signal_right_after_start_drains() {
+    let redis = Redis::start();
+    for (command, ready_line) in [("app", "listening"), ("worker", "worker started")] {
+        for attempt in 1..=5 {
+            let (stopped, log) = stop_at_once(command, ready_line, &redis);
+            assert!(
+                stopped,
+                "{command}, attempt {attempt}: killed, not stopped:\n{log}"
+            );
+        }
+    }
+}

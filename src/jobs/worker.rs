@@ -23,7 +23,7 @@ use super::{Limits, jitter, retry_delay};
 use crate::config::Settings;
 use crate::fleet::{Member, Role, now_ms};
 use crate::metrics::Metrics;
-use crate::shutdown::{self, Drain};
+use crate::shutdown::{Drain, Signals};
 use crate::store::{RedisFailure, Store};
 
 /// How often each worker runs the reclaimer and requeues due retries.
@@ -39,6 +39,9 @@ pub enum WorkerError {
     /// text names the variable.
     #[error("{0}")]
     Connect(String),
+    /// SIGTERM and SIGINT cannot be caught: the worker could not stop cleanly.
+    #[error("catching SIGTERM and SIGINT: {0}")]
+    Signals(std::io::Error),
     /// A step failed on Redis: the loop backs off, registers again and carries on.
     #[error(transparent)]
     Redis(#[from] RedisFailure),
@@ -59,8 +62,9 @@ pub async fn run(settings: Settings) -> Result<(), WorkerError> {
         draining: drain.flag(),
     });
     let (stop_tx, stop) = watch::channel(false);
+    let mut signals = Signals::catch().map_err(WorkerError::Signals)?;
     let signals = ntex::rt::spawn(async move {
-        let signal = shutdown::signalled().await;
+        let signal = signals.next().await;
         drain.start();
         tracing::info!(
             signal,
