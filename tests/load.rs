@@ -47,7 +47,7 @@ fn clean_run_passes_with_every_session_checked() {
 fn reset_sessions_and_failures_are_reported() {
     let mut redis = Redis::start();
     let app = Scaleout::server("app", &[("REDIS_URL", &redis.url())]);
-    let child = load(&app.url("/"), &["-c", "4", "--duration", "3s"]);
+    let child = load(&app.url("/"), &["-c", "4", "--duration", "8s"]);
     wait_for(
         "load to count some requests",
         Duration::from_secs(5),

@@ -191,7 +191,8 @@ async fn with_wait_and_no_replica_writes_are_refused_as_not_replicated() {
         &sentinel,
         &[
             ("REDIS_WAIT_REPLICAS", "1"),
-            ("REDIS_WAIT_TIMEOUT_MS", "50"),
+            // The longest allowed: a replica in sync must not miss it on a busy machine.
+            ("REDIS_WAIT_TIMEOUT_MS", "400"),
         ],
     );
     until_ready(&app).await;

@@ -96,14 +96,10 @@ impl Redis {
             cmd.arg(conf).arg("--sentinel");
         } else {
             cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                ])
+                // Every write goes to the append-only file before Redis answers, so a
+                // killed and restarted server has all it acknowledged; no fsync (that
+                // only matters if the machine fails), so a busy disk delays no answer.
+                .args(["--save", "", "--appendonly", "yes", "--appendfsync", "no"])
                 .arg("--dir")
                 .arg(&self.dir)
                 .args(&self.extra);
@@ -222,6 +218,8 @@ pub struct Scaleout {
     child: Child,
     pub addr: Option<SocketAddr>,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The threads that copy its stdout and stderr into `logs`.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Scaleout {
@@ -251,21 +249,25 @@ impl Scaleout {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn scaleout");
         let logs = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
+        let readers = [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
-        ] {
+        ]
+        .into_iter()
+        .map(|stream| {
             let logs = logs.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     logs.lock().unwrap().push(line);
                 }
-            });
-        }
+            })
+        })
+        .collect();
         Self {
             child,
             addr: None,
             logs,
+            readers,
         }
     }
 
@@ -293,11 +295,16 @@ impl Scaleout {
         assert!(status.success(), "kill -{sig} failed");
     }
 
-    /// Waits for the process to exit by itself.
+    /// Waits for the process to exit by itself, and for its last log lines.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        wait_for("the process to exit", timeout, || {
+        let status = wait_for("the process to exit", timeout, || {
             self.child.try_wait().ok().flatten()
-        })
+        });
+        // Its pipes are closed now: the readers reach the end and stop.
+        for reader in std::mem::take(&mut self.readers) {
+            let _ = reader.join();
+        }
+        status
     }
 
     pub fn is_running(&mut self) -> bool {
