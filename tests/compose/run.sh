@@ -11,8 +11,12 @@
 #    worker container, set/get), the page at /, the dashboard on 127.0.0.1, the hardening;
 # 3. `scaleout load` while scaling app 3 -> 5 -> 2: no failed request, no broken session;
 # 4. `docker compose restart redis`: the session and the data survive;
-# 5. `docker compose down -v`, then removes the images it built (a scaleout-*:latest image
-#    that existed before is tagged back).
+# 5. `docker compose down -v`;
+# 6. compose.yaml + compose.ha.yaml (a primary, 2 replicas, 3 Sentinels): `docker compose
+#    kill redis`; a replica is promoted, the app follows it, nothing acknowledged is lost;
+#    the old primary, started again, rejoins as a replica; `down -v`.
+# At the end it removes the images it built (a scaleout-*:latest image that existed before
+# is tagged back).
 # It prints "N passed, M failed" as its last line and exits non-zero on any failure. It only
 # talks to loopback and to the containers it created; everything it created is removed on
 # exit, failure and timeout included.
@@ -51,7 +55,8 @@ LOAD_PID=""
 STACK_UP=0
 declare -A PREV_IMAGE=()
 
-dc() { timeout 240 docker compose -p "$PROJECT" -f "$ROOT/compose.yaml" "$@"; }
+FILES=(-f "$ROOT/compose.yaml") # step 6 adds compose.ha.yaml
+dc() { timeout 240 docker compose -p "$PROJECT" "${FILES[@]}" "$@"; }
 
 cleanup() {
   local rc=$?
@@ -375,6 +380,75 @@ check "no container crashed or restarted during the test (${restarted:-none})" t
 say "6. docker compose down -v"
 dc down -v --remove-orphans --timeout 20 >"$TMP/down.log" 2>&1
 check "docker compose down -v" test $? = 0
+STACK_UP=0
+check "no container, volume or network of the project left" bash -c \
+  '[ -z "$(docker ps -aq --filter label=com.docker.compose.project=$1)$(docker volume ls -q --filter label=com.docker.compose.project=$1)" ] && ! docker network inspect scaleout >/dev/null 2>&1' _ "$PROJECT"
+
+# ---------------------------------------------------------------------------------------
+say "7. compose.ha.yaml: the Redis primary killed, the Sentinels promote a replica"
+FILES+=(-f "$ROOT/compose.ha.yaml")
+failed_before=$FAILED
+STACK_UP=1
+t=$SECONDS
+if dc up -d --scale app=2 --wait --wait-timeout 120 >"$TMP/up-ha.log" 2>&1; then
+  ok "HA stack up and healthy in $((SECONDS - t)) s"
+else
+  tail -n 20 "$TMP/up-ha.log"
+  die "docker compose -f compose.yaml -f compose.ha.yaml up --wait"
+fi
+check "Traefik sees 2 app servers UP (within 30 s)" wait_until 30 traefik_up 2
+# /api/redis: the tier as the answering app replica sees it
+tier_is() { [ "$(get /api/redis)" = 200 ] && jq -e "$@" "$TMP/body" >/dev/null; }
+check "/api/redis: sentinel mode, primary redis:6379, 2 replicas online, 3 Sentinels up (within 30 s)" \
+  wait_until 30 tier_is '.mode == "sentinel" and .primary == "redis:6379" and .on_primary and .wait_replicas == 1
+    and ([.replicas[] | select(.state == "online") | .addr] | sort == ["redis-replica-1:6379", "redis-replica-2:6379"])
+    and ([.sentinels[] | select(.up)] | length == 3)'
+: >"$JAR"
+for _ in 1 2 3; do code=$(get /api/ -c "$JAR" -b "$JAR"); done
+before=$(jq -r .session_count "$TMP/body" 2>/dev/null)
+code=$(get "/api/set?key=ha&value=kept")
+check "before the kill: one session at count $before, key ha set (HTTP $code)" test "$before" = 3 -a "$code" = 200
+dc kill redis >"$TMP/kill.log" 2>&1
+check "docker compose kill redis" test $? = 0
+t=$(ms) codes=() first200=""
+for _ in $(seq 1 300); do # bounded: 300 x (a request of at most 5 s + 0.1 s)
+  code=$(get /api/ -c "$JAR" -b "$JAR")
+  if [ "$code" = 200 ]; then first200=$(($(ms) - t)); break; fi
+  if jq -e '.error | type == "string"' "$TMP/body" >/dev/null 2>&1; then codes+=("$code"); else codes+=("$code-not-json"); fi
+  [ $(($(ms) - t)) -lt 60000 ] || break
+  sleep 0.1
+done
+echo "  after the kill: first 200 after ${first200:-no} ms; before it: $(printf '%s\n' "${codes[@]}" | sort | uniq -c | tr -s ' \n' ' ')"
+check "the app answers 200 again after the failover (within 60 s)" test -n "$first200"
+check "until then only JSON 503s" bash -c '[ -z "$(printf "%s\n" "$@" | grep -v "^503$")" ]' _ "${codes[@]}"
+check "the session survived the failover: count $before -> $((before + 1)) (REDIS_WAIT_REPLICAS=1)" \
+  jqt --argjson n $((before + 1)) '.session_count == $n and .new_session == false' "$TMP/body"
+# Each app replica follows the new primary on its own: the other one may still answer 503
+# for a moment; a key lost in the failover would be a 404.
+key_kept() { code=$(get "/api/get?key=ha") && code_jqt 200 '.value == "kept"' "$TMP/body"; }
+kept=1
+for _ in 1 2 3 4; do wait_until 10 key_kept || { kept=0; break; }; done
+check "key ha is still there on the new primary: 4 answers in a row, so from both app replicas (last: HTTP $code)" test "$kept" = 1
+check "/api/redis: a replica is primary, the app on it, 1 replica online (within 30 s)" \
+  wait_until 30 tier_is '(.primary // "" | startswith("redis-replica-")) and .on_primary and .last_failover_ms != null
+    and ([.replicas[] | select(.state == "online")] | length == 1)'
+echo "  new primary: $(jq -r .primary "$TMP/body")"
+dc start redis >"$TMP/start.log" 2>&1
+check "docker compose start redis" test $? = 0
+old_is_replica() { [ "$(docker exec "$(cids redis)" redis-cli role 2>/dev/null | head -n 1)" = slave ]; }
+t=$SECONDS
+check "the old primary rejoins as a replica (within 60 s)" wait_until 60 old_is_replica
+echo "  a replica $((SECONDS - t)) s after it was started"
+check "/api/redis: 2 replicas online, redis:6379 one of them (within 60 s)" \
+  wait_until 60 tier_is '[.replicas[] | select(.state == "online") | .addr] | length == 2 and index("redis:6379") != null'
+code=$(get /api/ -c "$JAR" -b "$JAR")
+check "the session goes on: count $((before + 2))" code_jqt 200 --argjson n $((before + 2)) '.session_count == $n' "$TMP/body"
+if [ "$FAILED" -gt "$failed_before" ]; then
+  say "diagnostics (a check of step 7 failed): the Redis nodes and Sentinels"
+  dc logs --no-color --tail=25 redis redis-replica-1 redis-replica-2 sentinel-1 sentinel-2 sentinel-3 2>&1 | sed 's/^/  /'
+fi
+dc down -v --remove-orphans --timeout 20 >"$TMP/down-ha.log" 2>&1
+check "docker compose -f compose.yaml -f compose.ha.yaml down -v" test $? = 0
 STACK_UP=0
 check "no container, volume or network of the project left" bash -c \
   '[ -z "$(docker ps -aq --filter label=com.docker.compose.project=$1)$(docker volume ls -q --filter label=com.docker.compose.project=$1)" ] && ! docker network inspect scaleout >/dev/null 2>&1' _ "$PROJECT"
