@@ -155,14 +155,19 @@ done
 
 # ---------------------------------------------------------------------------------------
 say "2. docker compose up -d --scale app=3 --wait"
-STACK_UP=1
-t=$SECONDS
-if dc up -d --scale app=3 --wait --wait-timeout 120 >"$TMP/up.log" 2>&1; then
-  ok "stack up and healthy in $((SECONDS - t)) s"
-else
-  tail -n 20 "$TMP/up.log"
-  die "docker compose up --wait"
-fi
+# up_healthy N: the stack (the files in FILES) up with N app replicas, every health check
+# passing; otherwise the end of compose's output, and the test stops.
+up_healthy() {
+  local t=$SECONDS
+  STACK_UP=1
+  if dc up -d --scale "app=$1" --wait --wait-timeout 120 >"$TMP/up.log" 2>&1; then
+    ok "stack up and healthy in $((SECONDS - t)) s"
+  else
+    tail -n 20 "$TMP/up.log"
+    die "docker compose ${FILES[*]} up --wait"
+  fi
+}
+up_healthy 3
 
 cids() { docker ps -q --no-trunc --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"; }
 hostnames() { cids "$1" | xargs -r docker inspect -f '{{.Config.Hostname}}' | sort; }
@@ -388,14 +393,7 @@ check "no container, volume or network of the project left" bash -c \
 say "7. compose.ha.yaml: the Redis primary killed, the Sentinels promote a replica"
 FILES+=(-f "$ROOT/compose.ha.yaml")
 failed_before=$FAILED
-STACK_UP=1
-t=$SECONDS
-if dc up -d --scale app=2 --wait --wait-timeout 120 >"$TMP/up-ha.log" 2>&1; then
-  ok "HA stack up and healthy in $((SECONDS - t)) s"
-else
-  tail -n 20 "$TMP/up-ha.log"
-  die "docker compose -f compose.yaml -f compose.ha.yaml up --wait"
-fi
+up_healthy 2
 check "Traefik sees 2 app servers UP (within 30 s)" wait_until 30 traefik_up 2
 # /api/redis: the tier as the answering app replica sees it
 tier_is() { [ "$(get /api/redis)" = 200 ] && jq -e "$@" "$TMP/body" >/dev/null; }
