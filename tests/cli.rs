@@ -216,10 +216,11 @@ fn stop_at_once(command: &str, ready_line: &str, redis: &Redis) -> (bool, String
             break;
         }
     }
-    lines.read_to_string(&mut log).expect("read the log");
+    // Exited first (bounded), so reading to the end cannot hang.
     let status = wait_for("the process to exit", Duration::from_secs(10), || {
         child.0.try_wait().ok().flatten()
     });
+    lines.read_to_string(&mut log).expect("read the log");
     (status.success() && log.contains("stopped"), log)
 }
 
