@@ -141,11 +141,7 @@ impl Redis {
     /// shape `redis-cli --no-raw` users know: `+PONG`, `:3`, a bulk string's content, `$-1`
     /// for nil, or `-CODE detail` for an error reply. `None` if the server is unreachable.
     pub fn cmd(&self, args: &[&str]) -> Option<String> {
-        let client = redis::Client::open(self.url()).ok()?;
-        let mut conn = client
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .ok()?;
-        conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut conn = self.connection()?;
         let mut cmd = redis::cmd(args[0]);
         for arg in &args[1..] {
             cmd.arg(*arg);
@@ -178,10 +174,20 @@ impl Redis {
                 .arg(n)
                 .arg(100);
         }
-        let acks = redis::Client::open(self.url())
-            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
-            .and_then(|mut conn| pipe.query::<(usize, usize)>(&mut conn));
-        matches!(acks, Ok((first, second)) if first >= n && second >= n)
+        let acks = self
+            .connection()
+            .and_then(|mut conn| pipe.query::<(usize, usize)>(&mut conn).ok());
+        matches!(acks, Some((first, second)) if first >= n && second >= n)
+    }
+
+    /// A fresh blocking connection, each wait bounded by 2 s; `None` if unreachable.
+    fn connection(&self) -> Option<redis::Connection> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let conn = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        Some(conn)
     }
 
     /// An integer reply (`:N`) or a number in a bulk string; 0 for nil.
