@@ -55,7 +55,7 @@ LOAD_PID=""
 STACK_UP=0
 declare -A PREV_IMAGE=()
 
-FILES=(-f "$ROOT/compose.yaml") # step 6 adds compose.ha.yaml
+FILES=(-f "$ROOT/compose.yaml") # the compose.ha.yaml step adds its file
 dc() { timeout 240 docker compose -p "$PROJECT" "${FILES[@]}" "$@"; }
 
 cleanup() {
@@ -169,6 +169,11 @@ up_healthy() {
 }
 up_healthy 3
 
+# nothing of the project left on the engine: containers, volumes, the `scaleout` network
+project_gone() {
+  [ -z "$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] &&
+    ! docker network inspect scaleout >/dev/null 2>&1
+}
 cids() { docker ps -q --no-trunc --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"; }
 hostnames() { cids "$1" | xargs -r docker inspect -f '{{.Config.Hostname}}' | sort; }
 # number of app servers Traefik's health check reports UP
@@ -386,8 +391,7 @@ say "6. docker compose down -v"
 dc down -v --remove-orphans --timeout 20 >"$TMP/down.log" 2>&1
 check "docker compose down -v" test $? = 0
 STACK_UP=0
-check "no container, volume or network of the project left" bash -c \
-  '[ -z "$(docker ps -aq --filter label=com.docker.compose.project=$1)$(docker volume ls -q --filter label=com.docker.compose.project=$1)" ] && ! docker network inspect scaleout >/dev/null 2>&1' _ "$PROJECT"
+check "no container, volume or network of the project left" project_gone
 
 # ---------------------------------------------------------------------------------------
 say "7. compose.ha.yaml: the Redis primary killed, the Sentinels promote a replica"
@@ -448,6 +452,5 @@ fi
 dc down -v --remove-orphans --timeout 20 >"$TMP/down-ha.log" 2>&1
 check "docker compose -f compose.yaml -f compose.ha.yaml down -v" test $? = 0
 STACK_UP=0
-check "no container, volume or network of the project left" bash -c \
-  '[ -z "$(docker ps -aq --filter label=com.docker.compose.project=$1)$(docker volume ls -q --filter label=com.docker.compose.project=$1)" ] && ! docker network inspect scaleout >/dev/null 2>&1' _ "$PROJECT"
+check "no container, volume or network of the project left" project_gone
 # the images are removed by the EXIT trap (cleanup), also on failure
