@@ -16,6 +16,8 @@
 //!   the Redis layer's error (`RedisFailure`) that store, fleet and jobs return; [`keys`]:
 //!   every key name; [`scripts`]: every Lua script, one `.lua` file each, touching only
 //!   keys passed in.
+//! - `acl` (a test): the Redis ACL rules of each role, generated from [`keys`] and the
+//!   scripts into `deploy/redis/`.
 //! - [`connector`]: where Redis is: one address, or the primary the Sentinels name.
 //! - [`fleet`]: heartbeats behind `/instances`.
 //! - [`jobs`]: the reliable job queue and `scaleout worker` (with its own error type).
@@ -25,6 +27,8 @@
 //! - [`healthcheck`]: the probe a distroless image uses as its Docker HEALTHCHECK.
 //! - [`http_client`]: the one HTTP/1.1 client, behind `load`, `healthcheck` and the tests.
 
+#[cfg(test)]
+mod acl;
 pub mod cli;
 pub mod config;
 pub mod connector;
