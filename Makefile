@@ -132,8 +132,8 @@ test: deps test-rust test-frontend test-e2e test-ha test-browser test-compose te
 test-rust: ## unit and black-box tests against real Redis
 	cargo test --all-targets
 
-test-frontend: ## vue-tsc, vitest, and the production build
-	cd frontend && npm ci --no-audit --no-fund && npm run type-check && npm run test:unit && npm run build
+test-frontend: ## ESLint and Prettier, vue-tsc, vitest, and the production build
+	cd frontend && npm ci --no-audit --no-fund && npm run lint && npm run type-check && npm run test:unit && npm run build
 
 test-e2e: release ## host mode through real Traefik: seed flows, scaling, kills, Redis restart
 	python3 tests/e2e/run.py

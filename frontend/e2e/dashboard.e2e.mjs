@@ -52,7 +52,7 @@ async function check(name, fn) {
     results.push({ name, ok: true, detail })
     console.log(`ok   ${name} (${Date.now() - t0} ms)${detail ? ` — ${detail}` : ''}`)
   } catch (err) {
-    const detail = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err)
+    const detail = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err)
     results.push({ name, ok: false, detail })
     console.log(`FAIL ${name} (${Date.now() - t0} ms) — ${detail}`)
   }
@@ -183,7 +183,13 @@ try {
     await page.getByLabel('Value', { exact: true }).fill(value)
     await page.getByRole('button', { name: 'Set', exact: true }).click()
     const setBy = await waitFor(
-      () => page.locator(`li[data-op="set"][data-key="${key}"]`).first().getAttribute('data-served-by', { timeout: 500 }).then((v) => v ?? undefined).catch(() => undefined),
+      () =>
+        page
+          .locator(`li[data-op="set"][data-key="${key}"]`)
+          .first()
+          .getAttribute('data-served-by', { timeout: 500 })
+          .then((v) => v ?? undefined)
+          .catch(() => undefined),
       5000,
       'the set to be answered',
     )

@@ -38,7 +38,14 @@ describe('App', () => {
       'GET /api/jobs': () =>
         apiDown
           ? down()
-          : jsonResponse({ jobs, queue_length: 0, processing_length: 0, delayed_length: 0, dead_length: 0, served_by: 'app-2' }),
+          : jsonResponse({
+              jobs,
+              queue_length: 0,
+              processing_length: 0,
+              delayed_length: 0,
+              dead_length: 0,
+              served_by: 'app-2',
+            }),
       'POST /api/jobs': (init) => {
         const { name } = JSON.parse(String(init?.body)) as { name: string }
         jobs = [

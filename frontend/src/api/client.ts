@@ -1,13 +1,6 @@
 // The one place that talks HTTP. Same-origin `/api/*` (Traefik strips the prefix),
 // always with credentials so the `sid` cookie flows, never cached.
-import {
-  decodeEnqueue,
-  decodeInstances,
-  decodeJobs,
-  decodeKv,
-  decodeSession,
-  errorMessage,
-} from './decode'
+import { decodeEnqueue, decodeInstances, decodeJobs, decodeKv, decodeSession, errorMessage } from './decode'
 import type { EnqueueResponse, InstancesResponse, JobsResponse, KvResponse, SessionResponse } from './types'
 
 export const API_BASE = '/api'

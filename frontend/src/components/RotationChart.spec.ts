@@ -37,7 +37,14 @@ describe('RotationChart', () => {
     const w = mount(RotationChart, { props: { history, shares, size: 6, lanes: [] } })
     const strip = w.findAll('[data-testid="strip"] .stripe')
     expect(strip).toHaveLength(6)
-    expect(strip.map((s) => s.attributes('data-served-by') ?? '-')).toEqual(['-', '-', 'app-1', 'app-2', 'app-3', 'app-1'])
+    expect(strip.map((s) => s.attributes('data-served-by') ?? '-')).toEqual([
+      '-',
+      '-',
+      'app-1',
+      'app-2',
+      'app-3',
+      'app-1',
+    ])
     expect(w.get('[data-testid="rotation-summary"]').text()).toBe(
       'Your last 4 requests were served by: app-1 50%, app-2 25%, app-3 25%.',
     )

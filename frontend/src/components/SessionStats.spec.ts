@@ -7,7 +7,13 @@ describe('SessionStats', () => {
   it('shows the counters and the session id', () => {
     const w = mount(SessionStats, {
       props: {
-        session: { served_by: 'a', session_id: 'abc-123', session_count: 1234, global_count: 98765, new_session: false },
+        session: {
+          served_by: 'a',
+          session_id: 'abc-123',
+          session_count: 1234,
+          global_count: 98765,
+          new_session: false,
+        },
         hops: 5,
         replicas: 3,
       },

@@ -32,7 +32,8 @@ describe('useJobs', () => {
     let server: Job[] = [job('old', 'done', 1, 'worker-1')]
     const fetch = mockFetch({
       'GET /api/jobs': () => jsonResponse(page(server)),
-      'POST /api/jobs': () => jsonResponse({ enqueued: 'job-new', id: 'new', queue_length: 1, served_by: 'app-3' }, 202),
+      'POST /api/jobs': () =>
+        jsonResponse({ enqueued: 'job-new', id: 'new', queue_length: 1, served_by: 'app-3' }, 202),
     })
     const j = scope().run(() => useJobs({ idleInterval: 5000, busyInterval: 1000 }))!
     await vi.advanceTimersByTimeAsync(0)

@@ -53,9 +53,7 @@ export function useJobs(options: JobsOptions) {
 
   const counts = computed(() => {
     const d = poller.data.value
-    return d === null
-      ? null
-      : { queued: d.queue_length, processing: d.processing_length, dead: d.dead_length }
+    return d === null ? null : { queued: d.queue_length, processing: d.processing_length, dead: d.dead_length }
   })
 
   async function enqueue(name: string): Promise<EnqueueResponse | null> {

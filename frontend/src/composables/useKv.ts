@@ -41,7 +41,9 @@ export function useKv(logSize = 6) {
       return push({ op, key: res.key, value: res.value, servedBy: res.served_by, error: null })
     } catch (err) {
       const message =
-        err instanceof ApiError && err.status === 404 ? 'key not found' : describeError(signal.aborted ? signal.reason : err)
+        err instanceof ApiError && err.status === 404
+          ? 'key not found'
+          : describeError(signal.aborted ? signal.reason : err)
       return push({ op, key, value: null, servedBy: null, error: message })
     } finally {
       cancel()

@@ -116,7 +116,9 @@ describe('usePoller', () => {
 
   it('does not start another poll when the tab comes back while one is in flight', async () => {
     const slow = deferred<string>()
-    const fetcher = vi.fn((): Promise<string> => (fetcher.mock.calls.length === 1 ? slow.promise : Promise.resolve('x')))
+    const fetcher = vi.fn((): Promise<string> =>
+      fetcher.mock.calls.length === 1 ? slow.promise : Promise.resolve('x'),
+    )
     const p = start(fetcher, { interval: 1000, timeout: 60_000 })
     await vi.advanceTimersByTimeAsync(0)
     setVisibility('hidden')
@@ -214,7 +216,9 @@ describe('usePoller', () => {
 
   it('pollNow polls at once but never beside a poll in flight', async () => {
     const gate = deferred<string>()
-    const fetcher = vi.fn((): Promise<string> => (fetcher.mock.calls.length === 2 ? gate.promise : Promise.resolve('x')))
+    const fetcher = vi.fn((): Promise<string> =>
+      fetcher.mock.calls.length === 2 ? gate.promise : Promise.resolve('x'),
+    )
     const p = start(fetcher, { interval: 10_000, timeout: 60_000 })
     await vi.advanceTimersByTimeAsync(0)
     p.pollNow()

@@ -44,11 +44,7 @@ export function useSession(options: SessionOptions) {
     const sample: ServedSample = { seq, servedBy: next.served_by, at: Date.now() }
     history.value = [...history.value, sample].slice(-historySize)
     if (!seen.value.includes(next.served_by)) seen.value = [...seen.value, next.served_by]
-    if (
-      previous !== null &&
-      previous.session_id === next.session_id &&
-      previous.served_by !== next.served_by
-    ) {
+    if (previous !== null && previous.session_id === next.session_id && previous.served_by !== next.served_by) {
       hops.value++
     }
   }
