@@ -454,15 +454,15 @@ mod tests {
         }
     }
 
-    /// README's configuration table is generated from [`VARS`]: when they differ, this
-    /// prints the table to paste.
+    /// docs/configuration.md's settings table is generated from [`VARS`]: when they
+    /// differ, this prints the table to paste.
     #[test]
-    fn readme_table_is_the_settings_table() {
-        let readme = include_str!("../README.md");
+    fn docs_table_is_the_settings_table() {
+        let doc = include_str!("../docs/configuration.md");
         let table = Settings::markdown_table();
         assert!(
-            readme.contains(&table),
-            "README's configuration table differs from config::VARS; it should read:\n\n{table}"
+            doc.contains(&table),
+            "docs/configuration.md's settings table differs from config::VARS; it should read:\n\n{table}"
         );
     }
 }
