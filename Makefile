@@ -13,7 +13,7 @@ export SCALEOUT_BIN := $(BIN)
 NIX := nix --extra-experimental-features 'nix-command flakes'
 
 .PHONY: help build images up scale down clean logs ps load local local-scale release frontend \
-        deps test test-rust test-frontend test-e2e test-ha test-browser test-compose test-nix test-quickstart \
+        deps check test test-rust test-frontend test-docs test-e2e test-ha test-browser test-compose test-nix test-quickstart \
         bench swarm-init swarm-leave swarm-deploy swarm-scale swarm-update swarm-rollback \
         swarm-status swarm-rm test-swarm test-swarm-multi
 
@@ -124,16 +124,26 @@ frontend: ## the dashboard: frontend/dist
 	cd frontend && npm ci --no-audit --no-fund && npm run build
 
 # ---- Tests: `make test` is what CI runs
+check: test-docs ## the fast contributor loop: doc links, fmt, clippy, cargo test, the dashboard's lint, types and unit tests (needs Rust, Node, redis-server)
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo test --all-targets
+	cd frontend && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } && \
+	  npm run lint && npm run type-check && npm run test:unit
+
 deps: ## install what the tests need (Debian, as root); see .ci/deps
 	.ci/deps
 
-test: deps test-rust test-frontend test-e2e test-ha test-browser test-compose test-quickstart test-swarm test-swarm-multi test-nix ## everything
+test: deps test-rust test-frontend test-docs test-e2e test-ha test-browser test-compose test-quickstart test-swarm test-swarm-multi test-nix ## everything
 
 test-rust: ## unit and black-box tests against real Redis
 	cargo test --all-targets
 
 test-frontend: ## ESLint and Prettier, vue-tsc, vitest, and the production build
 	cd frontend && npm ci --no-audit --no-fund && npm run lint && npm run type-check && npm run test:unit && npm run build
+
+test-docs: ## every relative link and #anchor in README.md, ARCHITECTURE.md and docs/ resolves
+	python3 tests/docs/links.py
 
 test-e2e: release ## host mode through real Traefik: seed flows, scaling, kills, Redis restart
 	python3 tests/e2e/run.py
