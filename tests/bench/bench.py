@@ -15,7 +15,8 @@ Measures, on this machine, in one run:
      REDIS_WAIT_REPLICAS=0 and =1 (req/s, latency, 503 "write not replicated").
 Every figure is the median of BENCH_REPS runs (default 3); ratios compare runs of the
 same invocation, measured back to back. Prints the tables and the targets (PASS/MISS),
-writes docs/bench.json, docs/bench.md and docs/bench.svg.
+writes docs/bench.json, docs/bench.md and docs/bench.svg. `bench.py --render` rewrites
+docs/bench.md from docs/bench.json alone.
 
 Python standard library only. Every process it starts is stopped on exit (also on
 Ctrl-C / SIGTERM); every loop and wait is bounded.
@@ -567,7 +568,7 @@ def metric(port: int, name: str) -> float:
 
 
 def wait_phase() -> dict:
-    """The cost of REDIS_WAIT_REPLICAS (README, "Redis high availability"): a primary and one
+    """The cost of REDIS_WAIT_REPLICAS (docs/redis-ha.md): a primary and one
     replica (both on the client CPU(s), with wrk), scaleout pinned as in direct_phase with
     persistent sessions, every request a session hit, with WAIT off (0) and WAIT 1 at the
     app's default timeout. A 503 "write not replicated" is counted by the app's metric."""
@@ -898,8 +899,7 @@ def tables(data) -> str:
     L.append(f"Machine: {m['cpu']}, {m['cpus']} CPUs, Linux {m['kernel']}, THP `{m['thp']}`; "
              f"load average at start {' '.join(m['loadavg_start'])} (1-min load before each phase, the bench's "
              f"own processes included: "
-             f"{', '.join(f'{k} {v:.1f}' for k, v in m.get('loadavg_1min', {}).items())}); "
-             f"commit `{m['commit']}`, {m['date']}. "
+             f"{', '.join(f'{k} {v:.1f}' for k, v in m.get('loadavg_1min', {}).items())}). "
              f"Each figure: median of {REPS} runs of {SECS:g} s after {WARMUP:g} s warm-up; "
              f"wrk, 1 thread, {CONC} keep-alive connections.")
     L.append("")
@@ -1005,7 +1005,8 @@ def tables(data) -> str:
     L.append("")
     w = data.get("wait", {}).get("summary")
     if w:
-        L.append(f"**7. The cost of WAIT** (README, *Redis high availability*): scaleout alone on CPU "
+        L.append(f"**7. The cost of WAIT** ([redis-ha.md](redis-ha.md#durable-writes-redis_wait_replicas)): "
+                 f"scaleout alone on CPU "
                  f"{','.join(map(str, sorted(SERVER_CPUS)))} with one thread (as *pinned* in 1), {SESSIONS} persistent "
                  f"sessions, against a primary with {data['wait']['replicas']} replica (both on CPU "
                  f"{','.join(map(str, sorted(CLIENT_CPUS)))}); every request is a session hit, so a write, followed "
@@ -1093,7 +1094,29 @@ def svg_chart(data) -> str:
 
 
 # ------------------------------------------------------------------ main
+def render(data) -> str:
+    """bench.md's text, from the data bench.json holds."""
+    return (tables(data) + f"\nBench runtime {data['runtime_secs']:.0f} s. Reproduce: `make bench` (raw runs in "
+            f"[bench.json](bench.json); the method and how to rerun one phase: [benchmarks.md](benchmarks.md)).\n")
+
+
+def rerender() -> int:
+    """`bench.py --render`: rewrites bench.md from bench.json in BENCH_OUT_DIR (docs), without
+    measuring anything, after a change to the text above. The run's settings must be the
+    ones this process would use, since the text states them."""
+    data = json.loads((OUT / "bench.json").read_text())
+    mine = {"secs": SECS, "warmup_secs": WARMUP, "reps": REPS, "concurrency": CONC, "sessions": SESSIONS,
+            "starts": STARTS, "server_cpus": sorted(SERVER_CPUS), "client_cpus": sorted(CLIENT_CPUS)}
+    if data["config"] != mine:
+        sys.exit(f"bench: {OUT / 'bench.json'} was measured with {data['config']}, not {mine}: set the same BENCH_*")
+    (OUT / "bench.md").write_text(render(data))
+    print(f"wrote {OUT / 'bench.md'} from {OUT / 'bench.json'}")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--render"]:
+        return rerender()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
     for tool in ("wrk", "redis-server", "redis-benchmark"):
@@ -1146,8 +1169,7 @@ def main() -> int:
     recommended = "scaleout" if data["thp"].get("recommend_thp_off") else "scaleout-thp1"
     data["targets"] = targets(d, data["traefik"]["summary"], data["startup"], data["sizes"], recommended)
     data["runtime_secs"] = round(time.monotonic() - T_START, 1)
-    md = tables(data)
-    md += f"\nBench runtime {data['runtime_secs']:.0f} s. Reproduce: `make bench` (raw runs in docs/bench.json).\n"
+    md = render(data)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     (OUT / "bench.md").write_text(md)
