@@ -131,6 +131,7 @@ Passwords are files from the Secret (REDIS_PASSWORD_FILE), never values.
   secret:
     secretName: {{ $secret }}
     defaultMode: 0440
+    optional: false
     items:
       - key: {{ printf "redis-%s-password" .user }}
         path: {{ printf "redis-%s-password" .user }}
@@ -169,10 +170,6 @@ imagePullSecrets:
 {{- if .Values.hostNetwork }}
 hostNetwork: true
 dnsPolicy: ClusterFirstWithHostNet
-{{- end }}
-{{- with .Values.hostAliases }}
-hostAliases:
-  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- with .Values.nodeSelector }}
 nodeSelector:
