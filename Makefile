@@ -15,7 +15,7 @@ NIX := nix --extra-experimental-features 'nix-command flakes'
 .PHONY: help build images up scale down clean logs ps load local local-scale release frontend \
         deps check test test-rust test-frontend test-docs test-e2e test-ha test-browser test-compose test-nix test-quickstart \
         bench swarm-init swarm-leave swarm-deploy swarm-scale swarm-update swarm-rollback \
-        swarm-status swarm-rm test-swarm test-swarm-multi
+        swarm-status swarm-rm test-swarm test-swarm-multi test-k8s
 
 help: ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -134,7 +134,7 @@ check: test-docs ## the fast contributor loop: doc links, fmt, clippy, cargo tes
 deps: ## install what the tests need (Debian, as root); see .ci/deps
 	.ci/deps
 
-test: deps test-rust test-frontend test-docs test-e2e test-ha test-browser test-compose test-quickstart test-swarm test-swarm-multi test-nix ## everything
+test: deps test-rust test-frontend test-docs test-e2e test-ha test-browser test-compose test-quickstart test-swarm test-swarm-multi test-k8s test-nix ## everything
 
 test-rust: ## unit and black-box tests against real Redis
 	cargo test --all-targets
@@ -171,6 +171,10 @@ test-quickstart: release ## from a clean clone: make up, the curl flows, make do
 	tests/compose/dockerd-up.sh
 	tests/compose/compose-plugin.sh
 	tests/quickstart/run.sh
+
+test-k8s: release ## the Helm chart: lint, schemas, checkov, render checks (no network); its pods under podman kube play
+	.ci/deps k8s
+	tests/k8s/run.sh
 
 test-nix: ## flake parses, lock matches, frontend hash is current and reproducible
 	.ci/nix-check

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# make test-k8s: the Helm chart deploy/helm/scaleout, checked with no network.
+#
+#   1. tests/k8s/static.py under `unshare -n` (no network at all; kubectl and helm would
+#      otherwise try localhost:8080, the stacks' port): helm lint --strict, helm template
+#      of every ci/*-values.yaml for Kubernetes 1.30 and 1.37, kubernetes-validate
+#      --strict, checkov, render_checks.py, and the broken values files of tests/k8s/broken/.
+#   2. the images (tests/compose/build-images.sh: the scaleout images from $SCALEOUT_BIN,
+#      the Redis stand-in), then tests/k8s/podman.py under `unshare -n -m`: a network
+#      namespace with only loopback, and an /etc/hosts of its own where the Redis Service
+#      name is 127.0.0.1; `podman kube play` of the rendered pods, the seed flows,
+#      `podman kube down`, nothing left.
+# Needs: .ci/deps k8s (podman, catatonit, and the tools of .ci/k8s-tools), Docker (for the
+# images), root (unshare). Docker and podman run under flock /tmp/scaleout-docker.lock.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+if [ "${1:-}" = --podman-inner ]; then
+  # In the new network and mount namespaces. PODMAN_BASE is the storage of this run:
+  # if podman.py dies before its own teardown, remove what it left.
+  base=$2
+  cleanup() {
+    if [ -d "$base/root" ]; then
+      P=(podman --root "$base/root" --runroot "$base/run" --tmpdir "$base/tmp")
+      CONTAINERS_CONF=$base/containers.conf "${P[@]}" pod rm -af -t 0 >/dev/null 2>&1 || true
+      CONTAINERS_CONF=$base/containers.conf "${P[@]}" system reset --force >/dev/null 2>&1 || true
+    fi
+    rm -rf "$base"
+  }
+  trap cleanup EXIT
+  printf '127.0.0.1 localhost\n127.0.0.1 scaleout-redis\n' >"$base.hosts"
+  mount --bind "$base.hosts" /etc/hosts
+  ip link set lo up
+  PODMAN_BASE=$base "$PY" tests/k8s/podman.py
+  exit
+fi
+
+start=$(date +%s)
+dir=$(.ci/k8s-tools)
+export K8S_TOOLS=$dir/bin PY=$dir/venv/bin/python
+
+echo "== static checks (no network)"
+unshare -n "$PY" tests/k8s/static.py
+
+echo "== images"
+tests/compose/dockerd-up.sh
+tests/compose/compose-plugin.sh >/dev/null
+: "${SCALEOUT_BIN:?SCALEOUT_BIN: the static release binary (make test-k8s sets it)}"
+flock /tmp/scaleout-docker.lock tests/compose/build-images.sh
+
+echo "== podman kube play (loopback only)"
+base=$(mktemp -d "${TMPDIR:-/tmp}/scaleout-podman.XXXXXX")
+trap 'rm -rf "$base" "$base.hosts"' EXIT
+flock /tmp/scaleout-docker.lock unshare -n -m "$0" --podman-inner "$base"
+echo "test-k8s: done in $(($(date +%s) - start)) s"
