@@ -21,13 +21,13 @@ const USERS: &str = "deploy/redis/users.acl";
 const SENTINEL_USERS: &str = "deploy/redis/sentinel.acl";
 
 /// One client of Redis: its user name, what it sends itself, the scripts it runs, and the
-/// keys it may write (and read) or only read.
+/// key patterns it may touch. Read-only patterns (`%R~`) would not do for the app's
+/// queue figures: Redis checks a script's KEYS as written to, whatever the script does.
 struct Role {
     user: &'static str,
     commands: &'static [&'static str],
     scripts: &'static [&'static str],
-    read_write: Vec<String>,
-    read_only: Vec<String>,
+    keys: Vec<String>,
 }
 
 /// Commands every connection sends: the keep-warm PING, `ROLE` (Sentinel mode), scripts (EVALSHA, and SCRIPT LOAD when Redis lost them),
@@ -73,13 +73,14 @@ fn roles() -> Vec<Role> {
             // /redis reads INFO replication; /set and /get.
             commands: &["info", "get", "set"],
             scripts: &["hit", "enqueue", "lengths", "overview", "stats"],
-            read_write: [session, keys::GLOBAL_COUNT.to_owned(), keys::kv("*")]
+            // Its own keys, the fleet, the queue it adds to, and what the dashboard's
+            // queue figures read.
+            keys: [session, keys::GLOBAL_COUNT.to_owned(), keys::kv("*")]
                 .into_iter()
                 .chain(fleet.clone())
                 .chain(queue.clone())
+                .chain(worker_side.clone())
                 .collect(),
-            // The dashboard's queue figures; only the worker changes these.
-            read_only: worker_side.to_vec(),
         },
         Role {
             user: "worker",
@@ -95,8 +96,8 @@ fn roles() -> Vec<Role> {
                 "return_own",
                 "promote",
             ],
-            read_write: fleet.into_iter().chain(queue).chain(worker_side).collect(),
-            read_only: Vec::new(),
+            // Never a session, a counter or a key/value entry.
+            keys: fleet.into_iter().chain(queue).chain(worker_side).collect(),
         },
     ]
 }
@@ -123,7 +124,11 @@ fn script_commands(name: &str) -> BTreeSet<String> {
 /// Every user line of a Redis server's ACL, `default` first.
 fn server_rules() -> String {
     let mut out = header("Redis server");
-    out.push_str("user default off resetkeys resetchannels -@all\n");
+    // `default` is on but has no password, so nobody can log in as it and a client that
+    // does not log in gets NOAUTH. Not `off`: Redis replays the append-only file as
+    // `default`, and with it off drops every transaction (each script's writes) on a
+    // restart, silently (redis/redis#14541; 7.0 and 8.2 do it).
+    out.push_str("user default on resetpass resetkeys resetchannels ~* &* +@all\n");
     out.push_str("user admin on ~* &* +@all\n");
     for role in roles() {
         let mut commands: BTreeSet<String> = COMMON
@@ -138,11 +143,8 @@ fn server_rules() -> String {
         for command in commands {
             line.push_str(&format!(" +{command}"));
         }
-        for key in role.read_write {
+        for key in role.keys {
             line.push_str(&format!(" ~{key}"));
-        }
-        for key in role.read_only {
-            line.push_str(&format!(" %R~{key}"));
         }
         out.push_str(&line);
         out.push('\n');

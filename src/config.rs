@@ -37,6 +37,48 @@ pub const VARS: &[Var] = &[
         Rule::Name,
     ),
     var(
+        "REDIS_USERNAME",
+        Unset,
+        "ACL user to log in to Redis as (unset: the `default` user)",
+        Rule::Parses,
+    ),
+    var(
+        "REDIS_PASSWORD_FILE",
+        Unset,
+        "file holding that user's password (a Docker, Swarm or Kubernetes secret), read again whenever Redis refuses it; unset: no password",
+        Rule::Parses,
+    ),
+    var(
+        "REDIS_SENTINEL_USERNAME",
+        Unset,
+        "ACL user to log in to the Sentinels as (unset: the `default` user)",
+        Rule::Parses,
+    ),
+    var(
+        "REDIS_SENTINEL_PASSWORD_FILE",
+        Unset,
+        "file holding the Sentinel user's password, read again whenever a Sentinel refuses it; unset: no password",
+        Rule::Parses,
+    ),
+    var(
+        "REDIS_TLS_CA_FILE",
+        Unset,
+        "CA certificate (PEM) to verify Redis and the Sentinels against; set: every connection uses TLS (`REDIS_URL` must be `rediss://`); unset: TLS only for a `rediss://` `REDIS_URL`, verified against the system's CAs",
+        Rule::Parses,
+    ),
+    var(
+        "REDIS_TLS_CERT_FILE",
+        Unset,
+        "client certificate (PEM) for a Redis that asks for one; with `REDIS_TLS_KEY_FILE`",
+        Rule::Parses,
+    ),
+    var(
+        "REDIS_TLS_KEY_FILE",
+        Unset,
+        "the client certificate's private key (PEM)",
+        Rule::Parses,
+    ),
+    var(
         "REDIS_WAIT_REPLICAS",
         Text("0"),
         // More is a typo: nobody runs that many replicas.
@@ -206,9 +248,14 @@ impl Rule {
             }
             Self::Name if value.is_empty() => broken("not be empty"),
             Self::Name if value.len() > 128 => broken("be at most 128 bytes"),
-            Self::RedisUrl => redis::IntoConnectionInfo::into_connection_info(value)
-                .map(drop)
-                .map_err(|source| ConfigError::RedisUrl { name, source }),
+            Self::RedisUrl => match redis::IntoConnectionInfo::into_connection_info(value) {
+                Err(source) => Err(ConfigError::RedisUrl { name, source }),
+                // A secret is never an environment value: it would show in `docker inspect`.
+                Ok(info) if info.redis_settings().password().is_some() => {
+                    broken("not hold a password (put it in the file REDIS_PASSWORD_FILE names)")
+                }
+                Ok(_) => Ok(()),
+            },
             Self::LogFilter => value
                 .parse::<Targets>()
                 .map(drop)
@@ -256,6 +303,14 @@ pub struct Settings {
     /// Empty: standalone mode on `redis_url`. Parsed by [`Settings::sentinels`].
     pub redis_sentinels: String,
     pub redis_master_name: String,
+    /// Empty: unset, as for every path and name below. See [`crate::auth`].
+    pub redis_username: String,
+    pub redis_password_file: String,
+    pub redis_sentinel_username: String,
+    pub redis_sentinel_password_file: String,
+    pub redis_tls_ca_file: String,
+    pub redis_tls_cert_file: String,
+    pub redis_tls_key_file: String,
     pub redis_wait_replicas: u32,
     pub redis_wait_timeout_ms: u64,
     pub listen_addr: SocketAddr,
@@ -302,7 +357,26 @@ impl Settings {
         for ((name, _, _, rule), (_, value)) in VARS.iter().zip(&values) {
             rule.check(name, value)?;
         }
+        settings.check_tls()?;
         Ok(settings)
+    }
+
+    /// The TLS settings that only make sense together.
+    fn check_tls(&self) -> Result<(), ConfigError> {
+        let plain_url = !self.redis_url.starts_with("rediss://");
+        if !self.redis_tls_ca_file.is_empty() && self.redis_sentinels.is_empty() && plain_url {
+            return Err(ConfigError::Rule {
+                name: "REDIS_URL",
+                rule: "be a rediss:// URL when REDIS_TLS_CA_FILE is set".into(),
+            });
+        }
+        if self.redis_tls_cert_file.is_empty() != self.redis_tls_key_file.is_empty() {
+            return Err(ConfigError::Rule {
+                name: "REDIS_TLS_CERT_FILE",
+                rule: "come with REDIS_TLS_KEY_FILE (both or neither)".into(),
+            });
+        }
+        Ok(())
     }
 
     /// The Sentinels to ask for the primary, as `host:port`; empty in standalone mode.
@@ -446,12 +520,17 @@ mod tests {
             ("REDIS_WAIT_TIMEOUT_MS", "0"),
             ("REDIS_WAIT_TIMEOUT_MS", "900"),
             ("REDIS_WAIT_TIMEOUT_MS", "450"),
+            ("REDIS_URL", "redis://app:secret@127.0.0.1:6379"),
+            ("REDIS_TLS_CERT_FILE", "/run/secrets/client.crt"),
         ] {
             let err = Settings::from_vars(vars(&[(k, v)]))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(k), "{err}");
+            assert!(!err.contains("secret"), "the error shows the password: {err}");
         }
+        let err = Settings::from_vars(vars(&[("REDIS_TLS_CA_FILE", "/ca.crt")])).unwrap_err();
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
     }
 
     /// docs/configuration.md's settings table is generated from [`VARS`]: when they

@@ -28,6 +28,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{RedisError, RedisResult};
 
+use crate::auth::{self, Dialer};
 use crate::config::Settings;
 use crate::fleet::now_ms;
 use crate::jobs::queue::BLOCK;
@@ -41,6 +42,9 @@ const FOLLOW_GAP: Duration = Duration::from_millis(200);
 /// The process's view of where the primary is.
 pub struct Connector {
     source: Source,
+    /// How to dial (and log in to) Redis, and the Sentinels.
+    redis: Dialer,
+    sentinel: Dialer,
     /// The primary to use; `None` while none is known.
     current: RwLock<Option<Target>>,
     /// Bumped on every change of `current`: links compare it before each call.
@@ -58,7 +62,8 @@ pub struct Connector {
 }
 
 enum Source {
-    Url,
+    /// `REDIS_URL`.
+    Url(String),
     Sentinels {
         sentinels: Vec<String>,
         master: String,
@@ -100,11 +105,14 @@ impl Connector {
     /// nothing. The error names the variable at fault.
     pub fn new(settings: &Settings) -> Result<Self, String> {
         let sentinels = settings.sentinels().map_err(|e| e.to_string())?;
+        let (redis, sentinel) = Dialer::from_settings(settings)?;
         let (source, current) = if sentinels.is_empty() {
-            let client = redis::Client::open(settings.redis_url.as_str())
+            let client = redis
+                .client(&settings.redis_url)
                 .map_err(|e| format!("REDIS_URL: {e}"))?;
             let addr = client.get_connection_info().addr().to_string();
-            (Source::Url, Some(Target { addr, client }))
+            let url = settings.redis_url.clone();
+            (Source::Url(url), Some(Target { addr, client }))
         } else {
             let source = Source::Sentinels {
                 sentinels,
@@ -115,8 +123,10 @@ impl Connector {
             (source, None)
         };
         Ok(Self {
-            on_primary: AtomicBool::new(matches!(source, Source::Url)),
+            on_primary: AtomicBool::new(matches!(source, Source::Url(_))),
             source,
+            redis,
+            sentinel,
             current: RwLock::new(current),
             generation: AtomicU64::new(1),
             last_switch_ms: AtomicU64::new(0),
@@ -175,7 +185,7 @@ impl Connector {
             return Ok(());
         }
         self.last_follow_ms.store(now, Ordering::Relaxed);
-        let named = ask_sentinels(sentinels, master, preferred, kept).await?;
+        let named = ask_sentinels(&self.sentinel, sentinels, master, preferred, kept).await?;
         let current = self
             .current
             .read()
@@ -188,7 +198,7 @@ impl Connector {
         // Leave the old primary at once; follow the new one once it says it is one.
         self.publish(None);
         self.on_primary.store(false, Ordering::Relaxed);
-        let client = redis::Client::open(format!("redis://{named}"))?;
+        let client = self.redis.client_for(&named)?;
         let role = async {
             let mut conn = client.get_multiplexed_async_connection().await?;
             is_master(&mut conn).await
@@ -219,7 +229,7 @@ impl Connector {
         let mut up = Vec::with_capacity(sentinels.len());
         for addr in sentinels {
             let ping = async {
-                let client = redis::Client::open(format!("redis://{addr}"))?;
+                let client = self.sentinel.client_for(addr)?;
                 let mut conn = client.get_multiplexed_async_connection().await?;
                 redis::cmd("PING").query_async::<()>(&mut conn).await
             };
@@ -232,10 +242,30 @@ impl Connector {
         up
     }
 
+    /// Redis refused this process's login: when the password file now holds another
+    /// password, the current primary is dialed again with it (every link reconnects).
+    fn login_refused(&self) {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(Target { addr, .. }) = current else {
+            return;
+        };
+        if !self.redis.login.refused_by(&addr) {
+            return;
+        }
+        let client = match &self.source {
+            Source::Url(url) => self.redis.client(url),
+            Source::Sentinels { .. } => self.redis.client_for(&addr),
+        };
+        match client {
+            Ok(client) => self.publish(Some(Target { addr, client })),
+            Err(error) => tracing::warn!(%error, "redis: cannot dial with the new password"),
+        }
+    }
+
     pub fn view(&self) -> View {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
         let (mode, sentinels, master_name) = match &self.source {
-            Source::Url => (Mode::Standalone, Vec::new(), None),
+            Source::Url(_) => (Mode::Standalone, Vec::new(), None),
             Source::Sentinels {
                 sentinels, master, ..
             } => (Mode::Sentinel, sentinels.clone(), Some(master.clone())),
@@ -323,6 +353,16 @@ impl Link {
     /// it (standalone; this also makes a `ConnectionManager` reconnect after an outage) or
     /// ask its `ROLE` (Sentinel: a demoted primary makes `/readyz` 503).
     pub async fn check(&self) -> RedisResult<()> {
+        let checked = self.check_primary().await;
+        match &checked {
+            Ok(()) => self.connector.redis.login.accepted(),
+            Err(e) if auth::refused(e) => self.connector.login_refused(),
+            Err(_) => {}
+        }
+        checked
+    }
+
+    async fn check_primary(&self) -> RedisResult<()> {
         self.connector.follow().await?;
         let mut conn = self.conn()?;
         if !self.connector.is_sentinel() {
@@ -373,6 +413,7 @@ fn not_master(addr: &str, why: &str) -> RedisError {
 /// The primary's `host:port` from the first Sentinel that answers, starting with the one
 /// that answered last time (its connection is kept).
 async fn ask_sentinels(
+    dialer: &Dialer,
     sentinels: &[String],
     master: &str,
     preferred: &AtomicUsize,
@@ -386,7 +427,7 @@ async fn ask_sentinels(
             let mut conn = match kept.take().filter(|_| i == first) {
                 Some(conn) => conn,
                 None => {
-                    let client = redis::Client::open(format!("redis://{}", sentinels[i]))?;
+                    let client = dialer.client_for(&sentinels[i])?;
                     client.get_multiplexed_async_connection().await?
                 }
             };
@@ -399,6 +440,7 @@ async fn ask_sentinels(
         };
         match tokio::time::timeout(SENTINEL_TIMEOUT, ask).await {
             Ok(Ok((conn, Some((host, port))))) => {
+                dialer.login.accepted();
                 *kept = Some(conn);
                 preferred.store(i, Ordering::Relaxed);
                 // An IPv6 address needs brackets in a URL.
@@ -411,7 +453,14 @@ async fn ask_sentinels(
             Ok(Ok((_, None))) => {
                 last_error = Some(format!("sentinel {} does not know {master}", sentinels[i]));
             }
-            Ok(Err(e)) => last_error = Some(format!("sentinel {}: {e}", sentinels[i])),
+            Ok(Err(e)) => {
+                // A refused login: the next try (the next tick) dials with the file's
+                // password, whether or not it changed.
+                if auth::refused(&e) {
+                    dialer.login.refused_by(&sentinels[i]);
+                }
+                last_error = Some(format!("sentinel {}: {e}", sentinels[i]));
+            }
             Err(_) => last_error = Some(format!("sentinel {}: no answer", sentinels[i])),
         }
     }

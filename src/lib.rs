@@ -18,7 +18,8 @@
 //!   keys passed in.
 //! - `acl` (a test): the Redis ACL rules of each role, generated from [`keys`] and the
 //!   scripts into `deploy/redis/`.
-//! - [`connector`]: where Redis is: one address, or the primary the Sentinels name.
+//! - [`connector`]: where Redis is: one address, or the primary the Sentinels name;
+//!   [`auth`]: who scaleout is to Redis (ACL user, password file, TLS).
 //! - [`fleet`]: heartbeats behind `/instances`.
 //! - [`jobs`]: the reliable job queue and `scaleout worker` (with its own error type).
 //! - [`metrics`]: counters and the latency histogram behind `/metrics`.
@@ -29,6 +30,7 @@
 
 #[cfg(test)]
 mod acl;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connector;

@@ -343,6 +343,8 @@ impl From<redis::RedisError> for RedisFailure {
         match err.code() {
             Some("OOM") => Self::OutOfMemory(text),
             Some(code) if NOT_NOW.contains(&code) => Self::Unavailable(text),
+            // A wrong or rotated password: the keep-warm check reads the file again.
+            _ if crate::auth::refused(&err) => Self::Unavailable(text),
             _ if err.is_io_error() || err.is_connection_dropped() || err.is_timeout() => {
                 Self::Unavailable(text)
             }

@@ -685,7 +685,9 @@ async fn a_thousand_concurrent_requests_on_one_session_count_exactly() {
 async fn redis_outage_fails_fast_and_heals_without_restart() {
     let mut redis = Redis::start();
     let app = app(&redis, &[]);
-    let sid = get(app.addr(), "/").await.sid().unwrap();
+    let first = get(app.addr(), "/").await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let sid = first.sid().unwrap();
 
     redis.stop();
     for path in ["/", "/get?key=a", "/set?key=a&value=1", "/instances"] {
@@ -948,9 +950,12 @@ async fn a_busy_redis_is_unavailable_not_an_internal_error() {
     // A script that never ends: after 50 ms Redis answers everyone else BUSY.
     let mut blocker = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
     let script = "while true do end";
+    let password = common::password("admin");
     write!(
         blocker,
-        "*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n",
+        "*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n${}\r\n{password}\r\n\
+         *3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n",
+        password.len(),
         script.len()
     )
     .unwrap();

@@ -43,9 +43,11 @@ async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Opt
         .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
 }
 
-/// The test's own handle on the queue, through the library.
+/// The test's own handle on the queue, through the library, as `admin`: it plays the app
+/// and the worker at once (the processes the tests start log in as their own users).
 fn store(redis: &Redis) -> Store {
-    let settings = Settings::from_vars([("REDIS_URL".to_string(), redis.url())].into_iter())
+    let vars = [("REDIS_URL".to_string(), redis.url())];
+    let settings = Settings::from_vars(vars.into_iter().chain(common::login_env("admin")))
         .expect("a redis url");
     Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
 }
@@ -59,7 +61,8 @@ fn waiting_store(redis: &Redis, timeout_ms: u64) -> Store {
         ("REDIS_WAIT_REPLICAS", "1".to_string()),
         ("REDIS_WAIT_TIMEOUT_MS", timeout_ms.to_string()),
     ];
-    let settings = Settings::from_vars(vars.into_iter().map(|(k, v)| (k.to_string(), v)))
+    let vars = vars.into_iter().map(|(k, v)| (k.to_string(), v));
+    let settings = Settings::from_vars(vars.chain(common::login_env("admin")))
         .expect("valid settings");
     Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
 }

@@ -13,8 +13,8 @@ use scaleout::{keys, scripts};
 use common::{Redis, Scaleout, wait_for};
 
 async fn connection(redis: &Redis) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
+    redis
+        .client_as(Some("admin"))
         .get_multiplexed_async_connection()
         .await
         .unwrap()

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use common::http::{get, send};
 use common::{Redis, Scaleout, wait_for};
 
-/// A reply from `redis-cli`, one line per element.
+/// A reply from `redis-cli` (as `admin`), one line per element.
 fn cli(redis: &Redis, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string()])
+        .args(["-p", &redis.port.to_string(), "--user", "admin"])
+        .env("REDISCLI_AUTH", common::password("admin"))
         .args(args)
         .output()
         .expect("redis-cli on PATH (apt-get install redis-tools)");

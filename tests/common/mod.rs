@@ -1,6 +1,12 @@
 //! Test harness: real processes, no mocks. [`Redis`] runs its own `redis-server` on a free
 //! port; [`Scaleout`] runs the real binary on port 0 and learns the address from its
 //! `listening` log line. Both are killed on drop, so a failing test leaves nothing behind.
+//!
+//! Auth is on, as in every stack: each Redis and Sentinel starts through
+//! `deploy/redis/entrypoint.sh` with the generated ACL (no login as `default`) and this test
+//! process's random passwords ([`secrets`]); each `scaleout` process logs in as its role's
+//! user (`app`, or `worker`) unless the test sets `REDIS_USERNAME` itself; the harness's
+//! own commands log in as `admin`.
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
@@ -26,6 +32,50 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The secret files of this test process, `redis-<user>-password`, with random passwords.
+pub fn secrets() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("redis-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("secrets dir");
+        for user in ["app", "worker", "admin", "replication", "sentinel"] {
+            std::fs::write(dir.join(format!("redis-{user}-password")), random_hex())
+                .expect("a secret file");
+        }
+        dir
+    })
+}
+
+/// The password file of `user` in [`secrets`].
+pub fn password_file(user: &str) -> PathBuf {
+    secrets().join(format!("redis-{user}-password"))
+}
+
+/// `user`'s password, as the secret file holds it.
+pub fn password(user: &str) -> String {
+    std::fs::read_to_string(password_file(user)).expect("a secret file")
+}
+
+/// 32 random hex digits (uuid's v4 randomness, already a dependency).
+pub fn random_hex() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The variables that make a `scaleout` process log in as `user`, to Redis and to the
+/// Sentinels.
+pub fn login_env(user: &str) -> Vec<(String, String)> {
+    let file = password_file(user).display().to_string();
+    [
+        ("REDIS_USERNAME", user.to_owned()),
+        ("REDIS_PASSWORD_FILE", file.clone()),
+        ("REDIS_SENTINEL_USERNAME", user.to_owned()),
+        ("REDIS_SENTINEL_PASSWORD_FILE", file),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .to_vec()
 }
 
 fn free_port() -> u16 {
@@ -91,11 +141,18 @@ impl Redis {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new("sh");
+        cmd.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/redis/entrypoint.sh"
+        ))
+        .env("SCALEOUT_SECRETS", secrets())
+        .env("SCALEOUT_RUN", &self.dir);
         if let Some(conf) = &self.sentinel_conf {
-            cmd.arg(conf).arg("--sentinel");
+            cmd.arg("sentinel").arg(conf);
         } else {
-            cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            cmd.arg("server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
                 // Every write goes to the append-only file before Redis answers, so a
                 // killed and restarted server has all it acknowledged; no fsync (that
                 // only matters if the machine fails), so a busy disk delays no answer.
@@ -136,12 +193,40 @@ impl Redis {
         self.spawn();
     }
 
-    /// Sends one command, on a fresh connection made with the `redis` crate (so a
-    /// restarted server is simply reached again), and returns its reply as one line in the
-    /// shape `redis-cli --no-raw` users know: `+PONG`, `:3`, a bulk string's content, `$-1`
-    /// for nil, or `-CODE detail` for an error reply. `None` if the server is unreachable.
+    /// A client that logs in as `user` (with its password from [`secrets`]); `None`: no
+    /// login at all.
+    pub fn client_as(&self, user: Option<&str>) -> redis::Client {
+        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url()).unwrap();
+        if let Some(user) = user {
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_username(user)
+                .set_password(password(user));
+            info = info.set_redis_settings(settings);
+        }
+        redis::Client::open(info).expect("a client")
+    }
+
+    /// Sends one command, on a fresh connection made with the `redis` crate as `admin` (so
+    /// a restarted server is simply reached again), and returns its reply as one line in
+    /// the shape `redis-cli --no-raw` users know: `+PONG`, `:3`, a bulk string's content,
+    /// `$-1` for nil, or `-CODE detail` for an error reply. `None` if the server is
+    /// unreachable.
     pub fn cmd(&self, args: &[&str]) -> Option<String> {
-        let mut conn = self.connection()?;
+        self.cmd_as(Some("admin"), args)
+    }
+
+    /// [`Redis::cmd`] as `user` (`None`: without logging in). A refused login comes back
+    /// as `-AUTH …`.
+    pub fn cmd_as(&self, user: Option<&str>, args: &[&str]) -> Option<String> {
+        let mut conn = match self.connection_as(user) {
+            Ok(conn) => conn,
+            Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                return Some(format!("-AUTH {e}"));
+            }
+            Err(_) => return None,
+        };
         let mut cmd = redis::cmd(args[0]);
         for arg in &args[1..] {
             cmd.arg(*arg);
@@ -175,19 +260,19 @@ impl Redis {
                 .arg(100);
         }
         let acks = self
-            .connection()
+            .connection_as(Some("admin"))
+            .ok()
             .and_then(|mut conn| pipe.query::<(usize, usize)>(&mut conn).ok());
         matches!(acks, Some((first, second)) if first >= n && second >= n)
     }
 
-    /// A fresh blocking connection, each wait bounded by 2 s; `None` if unreachable.
-    fn connection(&self) -> Option<redis::Connection> {
-        let client = redis::Client::open(self.url()).ok()?;
-        let conn = client
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .ok()?;
-        conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        Some(conn)
+    /// A fresh blocking connection as `user`, each wait bounded by 2 s.
+    fn connection_as(&self, user: Option<&str>) -> redis::RedisResult<redis::Connection> {
+        let conn = self
+            .client_as(user)
+            .get_connection_with_timeout(Duration::from_secs(2))?;
+        conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+        Ok(conn)
     }
 
     /// An integer reply (`:N`) or a number in a bulk string; 0 for nil.
@@ -242,15 +327,23 @@ impl Scaleout {
         s
     }
 
-    /// Starts any subcommand without waiting for anything.
+    /// Starts any subcommand without waiting for anything. It logs in to Redis as its
+    /// role's user unless `env` names one.
     pub fn spawn(command: &str, env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaleout"));
         cmd.arg(command)
             .env_clear()
             .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
-            .env("WORKERS", "2")
-            .envs(env.iter().copied())
+            .env("WORKERS", "2");
+        if !env.iter().any(|(k, _)| *k == "REDIS_USERNAME") {
+            cmd.envs(login_env(if command == "worker" {
+                "worker"
+            } else {
+                "app"
+            }));
+        }
+        cmd.envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn scaleout");
