@@ -53,7 +53,7 @@ def run(*cmd):
 
 def lint(values, kube):
     code, out = run("helm", "lint", "--strict", str(CHART), "-f", str(values), "--kube-version", kube)
-    return [] if code == 0 else [out[-2000:]]
+    return [] if code == 0 else [l.strip() for l in out.splitlines() if "[ERROR]" in l or l.startswith("- at")] or [out[-2000:]]
 
 
 def template(values, kube, path):
@@ -71,7 +71,8 @@ def docs_of(path):
 
 def validate(path, kube):
     code, out = run("kubernetes-validate", "--strict", "--quiet", "-k", kube, str(path))
-    return [] if code == 0 else [out[-2000:]]
+    errors = [l.split(" did not validate for resource ")[-1] for l in out.splitlines() if l.startswith("ERROR")]
+    return [] if code == 0 else errors or [out[-2000:]]
 
 
 def checkov(paths):
@@ -137,7 +138,8 @@ def main():
                 fails.append(f"fails early, at {before}: {seen[before[0]][:2]}")
             elif not seen.get(want):
                 fails.append(f"{want} passed a broken values file")
-            report(f"broken   {values.name}: {want} fails ({(seen.get(want) or ['-'])[0].splitlines()[0][:90]})", fails)
+            why = (seen.get(want) or ["-"])[0].splitlines()[0]
+            report(f"broken   {values.name}: {want} fails ({why[:110]})", fails)
     passed, failed = results.count(True), results.count(False)
     print(f"static checks: {time.monotonic() - start:.1f} s")
     print(f"{passed} passed, {failed} failed")
