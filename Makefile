@@ -13,7 +13,7 @@ export SCALEOUT_BIN := $(BIN)
 NIX := nix --extra-experimental-features 'nix-command flakes'
 
 .PHONY: help build images up scale down clean logs ps load local local-scale release frontend \
-        deps check test test-rust test-frontend test-docs test-e2e test-ha test-browser test-compose test-nix test-quickstart \
+        deps check test test-rust test-frontend test-docs test-traefik test-e2e test-ha test-browser test-compose test-nix test-quickstart \
         bench swarm-init swarm-leave swarm-deploy swarm-scale swarm-update swarm-rollback \
         swarm-status swarm-rm test-swarm test-swarm-multi test-k8s
 
@@ -124,7 +124,7 @@ frontend: ## the dashboard: frontend/dist
 	cd frontend && npm ci --no-audit --no-fund && npm run build
 
 # ---- Tests: `make test` is what CI runs
-check: test-docs ## the fast contributor loop: doc links, fmt, clippy, cargo test, the dashboard's lint, types and unit tests (needs Rust, Node, redis-server)
+check: test-docs test-traefik ## the fast contributor loop: doc links, Traefik's configs, fmt, clippy, cargo test, the dashboard's lint, types and unit tests (needs Rust, Node, redis-server)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test --all-targets
@@ -134,7 +134,7 @@ check: test-docs ## the fast contributor loop: doc links, fmt, clippy, cargo tes
 deps: ## install what the tests need (Debian, as root); see .ci/deps
 	.ci/deps
 
-test: deps test-rust test-frontend test-docs test-e2e test-ha test-browser test-compose test-quickstart test-swarm test-swarm-multi test-k8s test-nix ## everything
+test: deps test-rust test-frontend test-docs test-traefik test-e2e test-ha test-browser test-compose test-quickstart test-swarm test-swarm-multi test-k8s test-nix ## everything
 
 test-rust: ## unit and black-box tests against real Redis
 	cargo test --all-targets
@@ -144,6 +144,9 @@ test-frontend: ## ESLint and Prettier, vue-tsc, vitest, and the production build
 
 test-docs: ## every relative link and #anchor in README.md, ARCHITECTURE.md and docs/ resolves
 	python3 tests/docs/links.py
+
+test-traefik: ## traefik.yml and traefik-swarm.yml are current renderings of traefik/static/, every way has the limits
+	traefik/render.sh --check
 
 test-e2e: release ## host mode through real Traefik: seed flows, scaling, kills, Redis restart
 	python3 tests/e2e/run.py
