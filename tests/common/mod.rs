@@ -10,6 +10,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod cases;
 pub mod http;
 
 use std::io::{BufRead, BufReader, Read};

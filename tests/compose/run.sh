@@ -8,7 +8,8 @@
 # 2. `docker compose up -d --scale app=3 --wait` on the unmodified compose.yaml under a
 #    unique project name; the seed README's curl flows through http://localhost:PORT/api/
 #    with a cookie jar (3 container hostnames in served_by, one session, jobs done by the
-#    worker container, set/get), the page at /, the dashboard on 127.0.0.1, the hardening;
+#    worker container, set/get), the page at /, the dashboard on 127.0.0.1, the hardening,
+#    the requests of tests/cases/ (malformed, and over-long heads 20 times each);
 # 3. `scaleout load` while scaling app 3 -> 5 -> 2: no failed request, no broken session;
 # 4. `docker compose restart redis`: the session and the data survive;
 # 5. `docker compose down -v`;
@@ -288,6 +289,9 @@ for c in $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT"); d
   [[ "$line" == *" health=healthy" || ("$svc" = worker && "$line" == *" health=none") ]] || harden_ok=0
 done
 check "every container: running, never restarted, healthy; read-only, cap_drop ALL, no-new-privileges, non-root (but traefik), socket ro in traefik only" test "$harden_ok" = 1
+
+# malformed and over-long requests through Traefik: the answers tests/cases/ names, every time
+cases_through_traefik 127.0.0.1 "$PORT"
 
 # ---------------------------------------------------------------------------------------
 say "4. scaleout load while scaling app 3 -> 5 -> 2"

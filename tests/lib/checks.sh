@@ -36,3 +36,16 @@ finish() {
   if [ "$FAILED" -gt 0 ] && [ "$rc" = 0 ]; then rc=1; fi
   exit "$rc"
 }
+
+# cases_through_traefik HOST PORT: the requests of tests/cases/malformed.json and
+# oversized.json (each over-long head 20 times in a row) sent by tests/cases/send.py to
+# Traefik's web entry point at HOST:PORT; one check per file, its failures listed.
+cases_through_traefik() {
+  local suite out rc
+  for suite in malformed oversized; do
+    out=$(python3 "$(dirname "${BASH_SOURCE[0]}")/../cases/send.py" "$suite" --host "$1" --port "$2" --via traefik 2>&1)
+    rc=$?
+    grep -v -e '^ok ' -e '^{' <<<"$out" | sed 's/^/  /'
+    check "tests/cases/$suite.json through Traefik, every answer as the file says: $(tail -n 1 <<<"$out")" test "$rc" = 0
+  done
+}

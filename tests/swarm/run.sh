@@ -5,7 +5,8 @@
 #   tests/swarm/run.sh single    # make test-swarm: one node
 #   tests/swarm/run.sh multi     # make test-swarm-multi: three nodes, three managers
 #
-# single: the seed's curl flows through Traefik; a rolling update of the app to a new tag
+# single: the seed's curl flows through Traefik, and the requests of tests/cases/ (malformed,
+#   and over-long heads 20 times each); a rolling update of the app to a new tag
 #   (same code) under load: 0 failed requests, 0 broken sessions, every old task exited 0;
 #   the same with 1 replica; scale 3 -> 5 -> 2 under load: 0 failed; SIGKILL of one app task:
 #   failures no more than the requests in flight, the service heals; a rolling update of the
@@ -269,6 +270,8 @@ if [ "$MODE" = single ]; then
   for svc in app worker web traefik redis; do echo "  $svc: $(policy "$svc")"; done
   check "update policy: app one at a time, start-first, rollback on failure, 20 s to drain, dnsrr" test "$(policy app)" = "1 start-first rollback grace=20s dnsrr"
   check "update policy: traefik and redis stop-first" test "$(policy traefik | cut -d' ' -f2)$(policy redis | cut -d' ' -f2)" = stop-firststop-first
+  # malformed and over-long requests through Traefik: the answers tests/cases/ names, every time
+  cases_through_traefik "$(node_ip 1)" "$PORT"
 
   # -------------------------------------------------------------------------------------
   on_tag() { # on_tag N TAG: the app runs N tasks, all of image scaleout-app:TAG
