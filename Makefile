@@ -64,7 +64,7 @@ ps: ## list the stack's containers and their health
 load: release ## 10 s of load through Traefik, sessions checked (URL=...)
 	$(BIN) load --url $(URL) --concurrency 32 --duration 10s
 
-# ---- Docker Swarm: stack.yaml on one or many machines (README "Beyond one machine")
+# ---- Docker Swarm: stack.yaml on one or many machines (docs/swarm.md)
 DOCKER ?= docker
 STACK ?= scaleout
 TAG ?= latest

@@ -485,7 +485,7 @@ def scenario_kill(stack):
                                            sessions_lost=lost + unknown, sessions_overcounted=over)))
     # A SIGKILLed process takes the requests it was handling with it: those fail with 502,
     # or are sent again and may then be counted twice (the replica may have applied them
-    # before it died; README, "Retries": at-least-once), which classify_breaks reports as
+    # before it died; docs/guarantees.md: at-least-once), which classify_breaks reports as
     # overcounted, allowed here. At most one in flight per virtual user, plus one each for
     # requests put on the dead replica's keep-alive connections before Traefik noticed:
     # 2 x concurrency.
