@@ -111,7 +111,10 @@ fn script_commands(name: &str) -> BTreeSet<String> {
         .map(|call| {
             let quoted = call.trim_start();
             let quote = quoted.chars().next().expect("a command name");
-            assert!(quote == '\'' || quote == '"', "{path}: redis.call without a literal name");
+            assert!(
+                quote == '\'' || quote == '"',
+                "{path}: redis.call without a literal name"
+            );
             quoted[1..]
                 .split(quote)
                 .next()
@@ -226,6 +229,9 @@ fn every_script_belongs_to_a_role() {
     for entry in std::fs::read_dir(dir).expect("src/scripts") {
         let path = entry.expect("an entry").path();
         let name = path.file_stem().and_then(|s| s.to_str()).expect("a name");
-        assert!(used.contains(name), "no role runs {name}.lua: add it to acl::roles");
+        assert!(
+            used.contains(name),
+            "no role runs {name}.lua: add it to acl::roles"
+        );
     }
 }

@@ -120,8 +120,7 @@ impl Login {
         if self.user != "default" {
             settings = settings.set_username(&self.user);
         }
-        if let Some(Password(p)) = &*self.password.lock().unwrap_or_else(PoisonError::into_inner)
-        {
+        if let Some(Password(p)) = &*self.password.lock().unwrap_or_else(PoisonError::into_inner) {
             settings = settings.set_password(p);
         }
         info.set_redis_settings(settings)
@@ -160,7 +159,11 @@ impl Dialer {
 
     /// Whether connections named by `host:port` use TLS (Sentinel mode: a CA is set).
     fn scheme(&self) -> &'static str {
-        if self.tls.is_some() { "rediss" } else { "redis" }
+        if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        }
     }
 
     /// A client for `host:port`, with TLS when this dialer has a CA.
@@ -171,7 +174,10 @@ impl Dialer {
     /// A client for a `redis://` or `rediss://` URL, logging in with the current password.
     pub fn client(&self, url: &str) -> RedisResult<redis::Client> {
         let info = self.login.apply(url.into_connection_info()?);
-        match (&self.tls, matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })) {
+        match (
+            &self.tls,
+            matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }),
+        ) {
             (Some(certs), true) => redis::Client::build_with_tls(info, certs.clone()),
             _ => redis::Client::open(info),
         }

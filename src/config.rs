@@ -64,19 +64,19 @@ pub const VARS: &[Var] = &[
         "REDIS_TLS_CA_FILE",
         Unset,
         "CA certificate (PEM) to verify Redis and the Sentinels against; set: every connection uses TLS (`REDIS_URL` must be `rediss://`); unset: TLS only for a `rediss://` `REDIS_URL`, verified against the system's CAs",
-        Rule::Parses,
+        Rule::File,
     ),
     var(
         "REDIS_TLS_CERT_FILE",
         Unset,
         "client certificate (PEM) for a Redis that asks for one; with `REDIS_TLS_KEY_FILE`",
-        Rule::Parses,
+        Rule::File,
     ),
     var(
         "REDIS_TLS_KEY_FILE",
         Unset,
         "the client certificate's private key (PEM)",
-        Rule::Parses,
+        Rule::File,
     ),
     var(
         "REDIS_WAIT_REPLICAS",
@@ -227,6 +227,8 @@ pub enum Rule {
     LogFilter,
     /// Empty, or a comma-separated list of `host:port` (see [`host_ports`]).
     HostPorts,
+    /// Empty, or a file that can be read now (a certificate: read once, at start-up).
+    File,
 }
 
 impl Rule {
@@ -261,6 +263,10 @@ impl Rule {
                 .map(drop)
                 .map_err(|source| ConfigError::LogFilter { name, source }),
             Self::HostPorts => host_ports(name, value).map(drop),
+            Self::File if !value.is_empty() => match std::fs::File::open(value) {
+                Ok(_) => Ok(()),
+                Err(e) => broken(&format!("name a file that can be read ({value}: {e})")),
+            },
             _ => Ok(()),
         }
     }
@@ -520,16 +526,25 @@ mod tests {
             ("REDIS_WAIT_TIMEOUT_MS", "0"),
             ("REDIS_WAIT_TIMEOUT_MS", "900"),
             ("REDIS_WAIT_TIMEOUT_MS", "450"),
-            ("REDIS_URL", "redis://app:secret@127.0.0.1:6379"),
-            ("REDIS_TLS_CERT_FILE", "/run/secrets/client.crt"),
+            ("REDIS_URL", "redis://app:hunter2@127.0.0.1:6379"),
+            // Readable, but without REDIS_TLS_KEY_FILE.
+            (
+                "REDIS_TLS_CERT_FILE",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            ),
+            ("REDIS_TLS_CA_FILE", "/nonexistent/ca.crt"),
         ] {
             let err = Settings::from_vars(vars(&[(k, v)]))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(k), "{err}");
-            assert!(!err.contains("secret"), "the error shows the password: {err}");
+            assert!(
+                !err.contains("secret"),
+                "the error shows the password: {err}"
+            );
         }
-        let err = Settings::from_vars(vars(&[("REDIS_TLS_CA_FILE", "/ca.crt")])).unwrap_err();
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"); // any readable file
+        let err = Settings::from_vars(vars(&[("REDIS_TLS_CA_FILE", ca)])).unwrap_err();
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
     }
 

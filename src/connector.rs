@@ -245,7 +245,11 @@ impl Connector {
     /// Redis refused this process's login: when the password file now holds another
     /// password, the current primary is dialed again with it (every link reconnects).
     fn login_refused(&self) {
-        let current = self.current.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let Some(Target { addr, .. }) = current else {
             return;
         };

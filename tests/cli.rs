@@ -194,7 +194,11 @@ fn stop_at_once(command: &str, ready_line: &str, redis: &Redis) -> (bool, String
             .env_clear()
             .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("REDIS_URL", redis.url())
-            .envs(common::login_env(if command == "worker" { "worker" } else { "app" }))
+            .envs(common::login_env(if command == "worker" {
+                "worker"
+            } else {
+                "app"
+            }))
             .env("INSTANCE_NAME", format!("{command}-stop"))
             .env("DRAIN_SECS", "0")
             .env("WORKERS", "1")

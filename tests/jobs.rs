@@ -62,8 +62,8 @@ fn waiting_store(redis: &Redis, timeout_ms: u64) -> Store {
         ("REDIS_WAIT_TIMEOUT_MS", timeout_ms.to_string()),
     ];
     let vars = vars.into_iter().map(|(k, v)| (k.to_string(), v));
-    let settings = Settings::from_vars(vars.chain(common::login_env("admin")))
-        .expect("valid settings");
+    let settings =
+        Settings::from_vars(vars.chain(common::login_env("admin"))).expect("valid settings");
     Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
 }
 

@@ -14,7 +14,7 @@ use common::{Redis, Scaleout, wait_for};
 
 async fn connection(redis: &Redis) -> redis::aio::MultiplexedConnection {
     redis
-        .client_as(Some("admin"))
+        .client_as(Some(("admin", &common::password("admin"))))
         .get_multiplexed_async_connection()
         .await
         .unwrap()

@@ -95,11 +95,38 @@ pub struct Redis {
     extra: Vec<String>,
     /// A Sentinel's config file (it must be writable: Sentinel rewrites it).
     sentinel_conf: Option<PathBuf>,
+    /// With TLS only ([`Redis::start_tls`]): the CA its certificate is signed by.
+    ca: Option<PathBuf>,
 }
 
 impl Redis {
     pub fn start() -> Self {
         Self::start_with(Vec::new(), None)
+    }
+
+    /// A server that speaks TLS only, on its one port, with `dir`'s `server.crt` and
+    /// `server.key` (for 127.0.0.1) signed by `dir`'s `ca.crt`; clients need no certificate.
+    pub fn start_tls(dir: &std::path::Path) -> Self {
+        let file = |name: &str| dir.join(name).display().to_string();
+        let mut redis = Self::start_with(Vec::new(), None);
+        redis.stop();
+        redis.extra = vec![
+            "--tls-port".into(),
+            redis.port.to_string(),
+            "--port".into(),
+            "0".into(),
+            "--tls-cert-file".into(),
+            file("server.crt"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("ca.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        redis.ca = Some(dir.join("ca.crt"));
+        redis.spawn();
+        redis
     }
 
     /// A replica of `primary`.
@@ -136,6 +163,7 @@ impl Redis {
             dir,
             extra,
             sentinel_conf,
+            ca: None,
         };
         redis.spawn();
         redis
@@ -173,7 +201,8 @@ impl Redis {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn addr(&self) -> String {
@@ -194,19 +223,27 @@ impl Redis {
         self.spawn();
     }
 
-    /// A client that logs in as `user` (with its password from [`secrets`]); `None`: no
-    /// login at all.
-    pub fn client_as(&self, user: Option<&str>) -> redis::Client {
+    /// A client that logs in with `login` (see [`login`]); `None`: no login at all.
+    pub fn client_as(&self, login: Option<(&str, &str)>) -> redis::Client {
         let mut info = redis::IntoConnectionInfo::into_connection_info(self.url()).unwrap();
-        if let Some(user) = user {
+        if let Some((user, password)) = login {
             let settings = info
                 .redis_settings()
                 .clone()
                 .set_username(user)
-                .set_password(password(user));
+                .set_password(password);
             info = info.set_redis_settings(settings);
         }
-        redis::Client::open(info).expect("a client")
+        match &self.ca {
+            Some(ca) => {
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(ca).expect("the CA file")),
+                };
+                redis::Client::build_with_tls(info, certs).expect("a TLS client")
+            }
+            None => redis::Client::open(info).expect("a client"),
+        }
     }
 
     /// Sends one command, on a fresh connection made with the `redis` crate as `admin` (so
@@ -215,13 +252,14 @@ impl Redis {
     /// `$-1` for nil, or `-CODE detail` for an error reply. `None` if the server is
     /// unreachable.
     pub fn cmd(&self, args: &[&str]) -> Option<String> {
-        self.cmd_as(Some("admin"), args)
+        let admin = password("admin");
+        self.cmd_as(Some(("admin", &admin)), args)
     }
 
-    /// [`Redis::cmd`] as `user` (`None`: without logging in). A refused login comes back
-    /// as `-AUTH …`.
-    pub fn cmd_as(&self, user: Option<&str>, args: &[&str]) -> Option<String> {
-        let mut conn = match self.connection_as(user) {
+    /// [`Redis::cmd`] logging in with `login` (`None`: without logging in). A refused
+    /// login comes back as `-AUTH …`.
+    pub fn cmd_as(&self, login: Option<(&str, &str)>, args: &[&str]) -> Option<String> {
+        let mut conn = match self.connection_as(login) {
             Ok(conn) => conn,
             Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
                 return Some(format!("-AUTH {e}"));
@@ -260,17 +298,18 @@ impl Redis {
                 .arg(n)
                 .arg(100);
         }
+        let admin = password("admin");
         let acks = self
-            .connection_as(Some("admin"))
+            .connection_as(Some(("admin", &admin)))
             .ok()
             .and_then(|mut conn| pipe.query::<(usize, usize)>(&mut conn).ok());
         matches!(acks, Some((first, second)) if first >= n && second >= n)
     }
 
-    /// A fresh blocking connection as `user`, each wait bounded by 2 s.
-    fn connection_as(&self, user: Option<&str>) -> redis::RedisResult<redis::Connection> {
+    /// A fresh blocking connection logging in with `login`, each wait bounded by 2 s.
+    fn connection_as(&self, login: Option<(&str, &str)>) -> redis::RedisResult<redis::Connection> {
         let conn = self
-            .client_as(user)
+            .client_as(login)
             .get_connection_with_timeout(Duration::from_secs(2))?;
         conn.set_read_timeout(Some(Duration::from_secs(2)))?;
         Ok(conn)
