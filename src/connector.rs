@@ -29,8 +29,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{RedisError, RedisResult};
 
 use crate::auth::{self, Dialer};
+use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::fleet::now_ms;
 use crate::jobs::queue::BLOCK;
 
 /// How long one Sentinel, or a newly named primary, gets to answer.

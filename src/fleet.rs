@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::clock::now_ms;
 use crate::keys;
 use crate::store::{Background, RedisFailure, Store};
 
@@ -15,13 +16,6 @@ use crate::store::{Background, RedisFailure, Store};
 pub const BEAT: Duration = Duration::from_secs(1);
 /// How long an entry lives without renewal.
 pub const TTL_MS: u64 = 5_000;
-
-/// Milliseconds since the Unix epoch, the timestamp format of every API response.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// The newest heartbeat time (unix ms) at which an entry counts as gone at `now`.
 fn stale_before(now: u64) -> u64 {

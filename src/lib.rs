@@ -8,6 +8,7 @@
 //! - [`telemetry`]: JSON or human log lines.
 //! - [`startup`]: binds, runs and drains the HTTP servers.
 //! - [`shutdown`]: signals and the drain flag behind `/healthz`.
+//! - [`clock`]: the wall clock in Unix milliseconds, every timestamp stored or shown.
 //! - [`routes`]: the API, one module per feature, and [`error`], its error type (`ApiError`,
 //!   made from the Redis layer's error in one place). Each response body is a Rust type;
 //!   `routes/contract.rs` (a test) writes the dashboard's TypeScript types and decoder
@@ -32,6 +33,7 @@
 mod acl;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connector;
 pub mod error;

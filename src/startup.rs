@@ -17,10 +17,11 @@ use ntex::service::fn_service;
 use ntex::time::Seconds;
 use ntex::web::{self, App};
 
+use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::connector::Connector;
 use crate::error::ErrorBody;
-use crate::fleet::{Member, Role, now_ms};
+use crate::fleet::{Member, Role};
 use crate::metrics::{Metrics, Track};
 use crate::routes::{self, AppState};
 use crate::shutdown::{Drain, Signals};

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use nanorand::Rng;
 use redis::AsyncCommands;
+use scaleout::clock::now_ms;
 use scaleout::config::Settings;
-use scaleout::fleet::{Member, Role, now_ms};
+use scaleout::fleet::{Member, Role};
 use scaleout::jobs::queue::{self, Consumer, Enqueued, Outcome};
 use scaleout::jobs::{Job, Limits, MAX_NAME, Status};
 use scaleout::keys;

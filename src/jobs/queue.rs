@@ -26,7 +26,7 @@ use std::time::Duration;
 use redis::{AsyncCommands, ScriptInvocation};
 
 use super::{FINISHED_TTL, Job, Lengths, Limits, MAX_NAME, RECENT, Stats, new_id};
-use crate::fleet::now_ms;
+use crate::clock::now_ms;
 use crate::store::{RedisFailure, Store};
 use crate::{keys, scripts};
 

@@ -20,8 +20,9 @@ use tokio::sync::watch;
 
 use super::queue::{self, Claim, Consumer, Outcome};
 use super::{Limits, jitter, retry_delay};
+use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::fleet::{Member, Role, now_ms};
+use crate::fleet::{Member, Role};
 use crate::metrics::Metrics;
 use crate::shutdown::{Drain, Signals};
 use crate::store::{RedisFailure, Store};
