@@ -31,8 +31,12 @@ use redis::{RedisError, RedisResult};
 use crate::auth::{self, Dialer};
 use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::jobs::queue::BLOCK;
 
+/// The longest call a [`Link::blocking`] connection carries: the worker's BLMOVE, which
+/// waits this long on an empty queue (short, so a worker notices SIGTERM within about a
+/// second). It is defined here, next to the response timeout it sets (this plus a second),
+/// and the queue blocks for exactly it, so the two cannot drift apart.
+pub const BLOCK: Duration = Duration::from_secs(1);
 /// How long one Sentinel, or a newly named primary, gets to answer.
 const SENTINEL_TIMEOUT: Duration = Duration::from_millis(250);
 /// However many threads check, the Sentinels are asked at most this often per process

@@ -21,18 +21,13 @@
 //! that visits the jobs in a list or the workers in a set first reads them here, then
 //! passes their keys, and the script checks again what it was told (see that module).
 
-use std::time::Duration;
-
 use redis::{AsyncCommands, ScriptInvocation};
 
 use super::{FINISHED_TTL, Job, Lengths, Limits, MAX_NAME, RECENT, Stats, new_id};
 use crate::clock::now_ms;
+use crate::connector::BLOCK;
 use crate::store::{RedisFailure, Store};
 use crate::{keys, scripts};
-
-/// How long one claim waits on an empty queue. Short, so a worker notices SIGTERM within
-/// about a second; the blocking connection's response timeout is above it.
-pub const BLOCK: Duration = Duration::from_secs(1);
 
 /// A job hash as `HGETALL` returns it; values are bytes (see [`Job`]).
 type Fields = Vec<(String, Vec<u8>)>;
