@@ -12,11 +12,17 @@ Measures, on this machine, in one run:
   5. start-up: process start to the first 200 from /readyz;
   6. sizes: the static binary and the Docker images when they exist locally;
   7. the cost of WAIT: scaleout direct against a primary with one replica, with
-     REDIS_WAIT_REPLICAS=0 and =1 (req/s, latency, 503 "write not replicated").
-Every figure is the median of BENCH_REPS runs (default 3); ratios compare runs of the
+     REDIS_WAIT_REPLICAS=0 and =1 (req/s, latency, 503 "write not replicated");
+  8. the cost of Redis login and TLS: scaleout direct against Redis without ACL (plain),
+     with the ACL users of deploy/redis (started through its entrypoint.sh, the app logging
+     in as `app`), and TLS-only with the same ACL (certificates made here with openssl).
+Every figure is the median of BENCH_REPS runs (default 5); ratios compare runs of the
 same invocation, measured back to back. Prints the tables and the targets (PASS/MISS),
 writes docs/bench.json, docs/bench.md and docs/bench.svg. `bench.py --render` rewrites
-docs/bench.md from docs/bench.json alone.
+docs/bench.md from docs/bench.json alone. BENCH_ONLY=phase,... runs only those phases
+(direct, startup, redis, wait, traefik, security, sizes); when BENCH_OUT_DIR already holds
+a bench.json measured with the same settings, the phases run replace theirs in it and the
+others keep what it holds.
 
 Python standard library only. Every process it starts is stopped on exit (also on
 Ctrl-C / SIGTERM); every loop and wait is bounded.
@@ -30,9 +36,11 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -64,6 +72,8 @@ SCALEOUT = Path(os.environ.get("SCALEOUT_BIN", ROOT / "target/x86_64-unknown-lin
 SEED_GO = Path(os.environ.get("SEED_GO_BIN", WORK / "seed-go"))
 LUA = HERE / "wrk.lua"
 LOCAL_SH = ROOT / "tests" / "stack" / "local.sh"
+ENTRYPOINT = ROOT / "deploy" / "redis" / "entrypoint.sh"
+PHASES = ("direct", "startup", "redis", "wait", "traefik", "security", "sizes")
 CLK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 ALL_CPUS = set(range(NCPU))
@@ -204,10 +214,9 @@ class CpuCap:
 def clean_env(**extra) -> dict:
     """The environment for a child: ours without settings that would skew a run."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MIMALLOC_", "GOMAXPROCS", "GOGC", "GODEBUG", "WRK_"))
-           and k not in ("WORKERS", "RUST_LOG", "LOG_FORMAT", "REDIS_URL", "LISTEN_ADDR",
-                         "INSTANCE_NAME", "DRAIN_SECS", "WEB_ROOT", "REDIS_SENTINELS",
-                         "REDIS_MASTER_NAME", "REDIS_WAIT_REPLICAS", "REDIS_WAIT_TIMEOUT_MS")}
+           if not k.startswith(("MIMALLOC_", "GOMAXPROCS", "GOGC", "GODEBUG", "WRK_", "REDIS_"))
+           and k not in ("WORKERS", "RUST_LOG", "LOG_FORMAT", "LISTEN_ADDR", "INSTANCE_NAME", "DRAIN_SECS",
+                         "WEB_ROOT")}
     env.update({k: str(v) for k, v in extra.items() if v is not None})
     return env
 
@@ -281,40 +290,68 @@ def resp(*args) -> bytes:
     return b"".join(out)
 
 
-def redis_cmd(port: int, *args, timeout: float = 5.0) -> str:
-    """One command; returns a status, integer or bulk reply as text (errors raise)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(resp(*args))
-        data = b""
+def redis_cmd(port: int, *args, timeout: float = 5.0, login: tuple[str, str] | None = None,
+              ca: Path | None = None) -> str:
+    """One command; returns a status, integer or bulk reply as text (errors raise).
+    login: (user, password) to AUTH with first; ca: TLS, the server verified against it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        s = ssl.create_default_context(cafile=ca).wrap_socket(raw, server_hostname="127.0.0.1") if ca else raw
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if b"\r\n" in data:
-                head, _, rest = data.partition(b"\r\n")
-                if head[:1] == b"-":
-                    raise RuntimeError(f"redis: {head[1:].decode()}")
-                if head[:1] != b"$":
-                    return head.decode()
-                n = int(head[1:])
-                if n < 0:
-                    return ""
-                if len(rest) >= n + 2:
-                    return rest[:n].decode()
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        raise RuntimeError(f"redis: no complete reply to {args[0]}")
+
+        def reply(what) -> str:
+            data = b""
+            while time.monotonic() < deadline:
+                if b"\r\n" in data:
+                    head, _, rest = data.partition(b"\r\n")
+                    if head[:1] == b"-":
+                        raise RuntimeError(f"redis: {head[1:].decode()}")
+                    if head[:1] != b"$":
+                        return head.decode()
+                    n = int(head[1:])
+                    if n < 0:
+                        return ""
+                    if len(rest) >= n + 2:
+                        return rest[:n].decode()
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            raise RuntimeError(f"redis: no complete reply to {what}")
+
+        if login:
+            s.sendall(resp("AUTH", *login))
+            reply("AUTH")
+        s.sendall(resp(*args))
+        return reply(args[0])
 
 
-def start_redis(port: int, *extra, name: str = "redis") -> subprocess.Popen:
-    """extra: more redis-server arguments (the wait phase's replica: --replicaof)."""
-    p = PROCS.start(["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
-                     "--dir", WORK, "--dbfilename", f"{name}.rdb", *extra], clean_env(), name, CLIENT_CPUS)
+def start_redis(port: int, *extra, name: str = "redis", secrets_dir: Path | None = None,
+                certs: Path | None = None) -> subprocess.Popen:
+    """extra: more redis-server arguments (the wait phase's replica: --replicaof).
+    secrets_dir: started through deploy/redis/entrypoint.sh with the ACL users of deploy/redis
+    and the passwords of secrets_dir's redis-<user>-password files (no login as `default`).
+    certs: TLS only, on `port`, with certs' server.crt and server.key signed by its ca.crt
+    (clients need no certificate)."""
+    listen = ["--port", port] if certs is None else [
+        "--tls-port", port, "--port", 0, "--tls-cert-file", certs / "server.crt",
+        "--tls-key-file", certs / "server.key", "--tls-ca-cert-file", certs / "ca.crt", "--tls-auth-clients", "no"]
+    argv = ["redis-server", *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--protected-mode", "yes", "--dir", WORK, "--dbfilename", f"{name}.rdb", *extra]
+    env, login = clean_env(), None
+    if secrets_dir is not None:
+        run = WORK / f"{name}-run"  # the entrypoint's generated ACL file (with the passwords)
+        run.mkdir(mode=0o700, exist_ok=True)
+        argv = ["sh", ENTRYPOINT, "server", *argv[1:]]
+        env = clean_env(SCALEOUT_SECRETS=secrets_dir, SCALEOUT_RUN=run)
+        login = ("healthcheck", "x")  # nopass, PING only (deploy/redis/users.acl)
+    p = PROCS.start(argv, env, name, CLIENT_CPUS)
+    ca = certs / "ca.crt" if certs else None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError(f"redis-server exited ({p.returncode}): see {WORK / 'logs' / name}.log")
         try:
-            if redis_cmd(port, "PING", timeout=0.5) == "+PONG":
+            if redis_cmd(port, "PING", timeout=0.5, login=login, ca=ca) == "+PONG":
                 return p
         except (OSError, RuntimeError):
             time.sleep(0.02)
@@ -387,16 +424,17 @@ SCALEOUT_VARIANTS = {
 
 def start_server(kind: str, redis_port: int, setup: str, name: str, cap: CpuCap | None = None,
                  extra: dict | None = None):
-    """Starts scaleout (kind scaleout*, with the `extra` environment) or seed-go on a free
-    port, as `setup` says (see direct_phase). Returns (proc, port, start-up ms: process start
-    to the first 200 from /readyz, for seed-go from GET /, its only route that touches Redis)."""
+    """Starts scaleout (kind scaleout*, with the `extra` environment, which may replace
+    REDIS_URL) or seed-go on a free port, as `setup` says (see direct_phase). Returns (proc,
+    port, start-up ms: process start to the first 200 from /readyz, for seed-go from GET /,
+    its only route that touches Redis)."""
     port = free_port()
     one = setup in ("pinned", "capped")  # one worker thread / GOMAXPROCS=1
     cpus = SERVER_CPUS if setup == "pinned" else None
     if kind.startswith("scaleout"):
-        env = clean_env(REDIS_URL=f"redis://127.0.0.1:{redis_port}", LISTEN_ADDR=f"127.0.0.1:{port}",
-                        INSTANCE_NAME=name, DRAIN_SECS=0, LOG_FORMAT="json",
-                        WORKERS=1 if one else None, **SCALEOUT_VARIANTS[kind], **(extra or {}))
+        env = clean_env(**{"REDIS_URL": f"redis://127.0.0.1:{redis_port}", "LISTEN_ADDR": f"127.0.0.1:{port}",
+                           "INSTANCE_NAME": name, "DRAIN_SECS": 0, "LOG_FORMAT": "json",
+                           "WORKERS": 1 if one else None, **SCALEOUT_VARIANTS[kind], **(extra or {})})
         argv, ready = [SCALEOUT, "app"], "/readyz"
     else:
         env = clean_env(REDIS_ADDR=f"127.0.0.1:{redis_port}", LISTEN=f"127.0.0.1:{port}",
@@ -410,6 +448,42 @@ def start_server(kind: str, redis_port: int, setup: str, name: str, cap: CpuCap 
 
 def new_sids():
     return [str(uuid.uuid4()) for _ in range(SESSIONS)]
+
+
+def measure(phase: str, p: subprocess.Popen, port: int, startup_ms: float, setup: str, kind: str,
+            modes, rep: int, redis_pid: int, cap: CpuCap | None = None) -> list[dict]:
+    """The wrk runs of one started server (see direct_phase), one per mode after a warm-up:
+    req/s, latency, CPU per request of the server and of Redis, memory."""
+    runs = []
+    client_cpus = CLIENT_CPUS if setup == "pinned" else None
+    time.sleep(0.3)
+    idle = proc_status(p.pid)
+    url = f"http://127.0.0.1:{port}/"
+    for mode in modes:
+        sids = new_sids() if mode == "session" else None
+        wrk(url, WARMUP, sids, client_cpus)
+        t0 = cap.throttled() if setup == "capped" else (0, 0)
+        r = wrk(url, SECS, sids, client_cpus, watch=(p.pid, redis_pid))
+        t1 = cap.throttled() if setup == "capped" else (0, 0)
+        st = proc_status(p.pid)
+        r.update(setup=setup, rep=rep, kind=kind, mode=mode, startup_ms=round(startup_ms, 2),
+                 server_cpu_us_per_req=r["cpu_us_per_req"][str(p.pid)],
+                 redis_cpu_us_per_req=r["cpu_us_per_req"][str(redis_pid)],
+                 rss_idle_kb=idle.get("VmRSS"), thp_idle_kb=idle.get("AnonHugePages"),
+                 rss_load_kb=r["peak_rss_kb"][str(p.pid)], hwm_kb=st.get("VmHWM"),
+                 thp_load_kb=st.get("AnonHugePages"), threads=st.get("Threads"),
+                 anon_kb=st.get("RssAnon"), file_kb=st.get("RssFile"))
+        del r["cpu_us_per_req"], r["peak_rss_kb"]
+        r["server_cpu_pct"] = (round(r["server_cpu_us_per_req"] * r["rps"] / 1e4, 1)
+                               if r["server_cpu_us_per_req"] is not None else None)
+        if setup == "capped" and t1[0] > t0[0]:
+            r["throttled_pct"] = round(100 * (t1[1] - t0[1]) / (t1[0] - t0[0]), 1)
+        runs.append(r)
+        log(f"{phase} {setup:8} {kind:13} {mode:7} rep {rep + 1}: {r['rps']:9.0f} req/s "
+            f"p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms  server {r['server_cpu_us_per_req']} "
+            f"µs/req, {r['server_cpu_pct']} % CPU; RSS idle {idle.get('VmRSS')} kB, "
+            f"peak {r['hwm_kb']} kB")
+    return runs
 
 
 def direct_phase(redis_port: int, redis_pid: int, have_go: bool) -> dict:
@@ -432,7 +506,6 @@ def direct_phase(redis_port: int, redis_pid: int, have_go: bool) -> dict:
     try:
         for setup, kinds_here, modes in setups:
             os.sched_setaffinity(redis_pid, CLIENT_CPUS if setup == "pinned" else ALL_CPUS)
-            client_cpus = CLIENT_CPUS if setup == "pinned" else None
             for rep in range(REPS):
                 order = kinds_here[rep % len(kinds_here):] + kinds_here[:rep % len(kinds_here)]
                 for kind in order:
@@ -440,33 +513,7 @@ def direct_phase(redis_port: int, redis_pid: int, have_go: bool) -> dict:
                     redis_cmd(redis_port, "FLUSHALL")
                     p, port, startup_ms = start_server(kind, redis_port, setup, name, cap)
                     try:
-                        time.sleep(0.3)
-                        idle = proc_status(p.pid)
-                        url = f"http://127.0.0.1:{port}/"
-                        for mode in modes:
-                            sids = new_sids() if mode == "session" else None
-                            wrk(url, WARMUP, sids, client_cpus)
-                            t0 = cap.throttled() if setup == "capped" else (0, 0)
-                            r = wrk(url, SECS, sids, client_cpus, watch=(p.pid, redis_pid))
-                            t1 = cap.throttled() if setup == "capped" else (0, 0)
-                            st = proc_status(p.pid)
-                            r.update(setup=setup, rep=rep, kind=kind, mode=mode, startup_ms=round(startup_ms, 2),
-                                     server_cpu_us_per_req=r["cpu_us_per_req"][str(p.pid)],
-                                     redis_cpu_us_per_req=r["cpu_us_per_req"][str(redis_pid)],
-                                     rss_idle_kb=idle.get("VmRSS"), thp_idle_kb=idle.get("AnonHugePages"),
-                                     rss_load_kb=r["peak_rss_kb"][str(p.pid)], hwm_kb=st.get("VmHWM"),
-                                     thp_load_kb=st.get("AnonHugePages"), threads=st.get("Threads"),
-                                     anon_kb=st.get("RssAnon"), file_kb=st.get("RssFile"))
-                            del r["cpu_us_per_req"], r["peak_rss_kb"]
-                            r["server_cpu_pct"] = (round(r["server_cpu_us_per_req"] * r["rps"] / 1e4, 1)
-                                                   if r["server_cpu_us_per_req"] is not None else None)
-                            if setup == "capped" and t1[0] > t0[0]:
-                                r["throttled_pct"] = round(100 * (t1[1] - t0[1]) / (t1[0] - t0[0]), 1)
-                            runs.append(r)
-                            log(f"direct {setup:8} {kind:13} {mode:7} rep {rep + 1}: {r['rps']:9.0f} req/s "
-                                f"p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms  server {r['server_cpu_us_per_req']} "
-                                f"µs/req, {r['server_cpu_pct']} % CPU; RSS idle {idle.get('VmRSS')} kB, "
-                                f"peak {r['hwm_kb']} kB")
+                        runs += measure("direct", p, port, startup_ms, setup, kind, modes, rep, redis_pid, cap)
                     finally:
                         PROCS.stop(p)
     finally:
@@ -621,6 +668,89 @@ def wait_phase() -> dict:
             "runs": runs, "summary": summary}
 
 
+# ------------------------------------------------------------------ Redis login and TLS
+SECURITY_SETUPS = ("plain", "acl", "tls")
+ACL_USERS = ("admin", "app", "worker", "replication", "sentinel")  # one secret file each
+
+
+def make_certs(d: Path) -> None:
+    """A CA and a server certificate it signed for IP 127.0.0.1, EC P-256, made with openssl
+    (as tests/security.rs makes them)."""
+    d.mkdir(mode=0o700, parents=True)
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for args in (["req", "-x509", "-days", "1", "-subj", "/CN=scaleout-bench-ca", *ec, "-keyout", "ca.key",
+                  "-out", "ca.crt"],
+                 ["req", "-subj", "/CN=127.0.0.1", *ec, "-keyout", "server.key", "-out", "server.csr"],
+                 ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                  "-days", "1", "-extfile", "san.cnf", "-out", "server.crt"]):
+        r = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {r.stderr.strip()}")
+
+
+def security_phase() -> dict:
+    """The cost of Redis login and TLS: scaleout pinned as in direct_phase (one thread, alone
+    on the server CPU), persistent sessions, against three Redis servers started alike (no
+    persistence, on the client CPU(s) with wrk):
+    plain: no ACL, as in the other phases;
+    acl:   through deploy/redis/entrypoint.sh with the ACL users of deploy/redis and random
+           passwords written here; the app logs in as `app` (REDIS_USERNAME, REDIS_PASSWORD_FILE);
+    tls:   the same, TLS only (--tls-port, --port 0) with a certificate for 127.0.0.1 signed by
+           a CA made here; the app with a rediss:// REDIS_URL and REDIS_TLS_CA_FILE.
+    Every rep runs the three, in a rotating order, so drift hits them alike; each run checks
+    that Redis sees the app's connections as the user it should."""
+    d = WORK / "security"
+    shutil.rmtree(d, ignore_errors=True)
+    sec, certs = d / "secrets", d / "certs"
+    sec.mkdir(mode=0o700, parents=True)
+    pw = {}
+    for user in ACL_USERS:
+        pw[user] = secrets.token_hex(24)
+        f = sec / f"redis-{user}-password"
+        f.touch(mode=0o600)
+        f.write_text(pw[user] + "\n")
+    make_certs(certs)
+    ca = certs / "ca.crt"
+    ports = {k: free_port() for k in SECURITY_SETUPS}
+    login = {"REDIS_USERNAME": "app", "REDIS_PASSWORD_FILE": sec / "redis-app-password"}
+    admin = ("admin", pw["admin"])
+    how = {  # (start_redis options, the app's environment, redis_cmd options, the app's ACL user)
+        "plain": ({}, {}, {}, "default"),
+        "acl": ({"secrets_dir": sec}, login, {"login": admin}, "app"),
+        "tls": ({"secrets_dir": sec, "certs": certs},
+                {**login, "REDIS_URL": f"rediss://127.0.0.1:{ports['tls']}", "REDIS_TLS_CA_FILE": ca},
+                {"login": admin, "ca": ca}, "app"),
+    }
+    servers, runs = {}, []
+    try:
+        for k in SECURITY_SETUPS:
+            servers[k] = start_redis(ports[k], name=f"redis-{k}", **how[k][0])
+        for rep in range(REPS):
+            order = SECURITY_SETUPS[rep % 3:] + SECURITY_SETUPS[:rep % 3]
+            for k in order:
+                _, app_env, cmd, user = how[k]
+                redis_cmd(ports[k], "FLUSHALL", **cmd)
+                p, port, startup_ms = start_server("scaleout", ports[k], "pinned", f"bench-security-{k}",
+                                                   extra=app_env)
+                try:
+                    runs += measure("security", p, port, startup_ms, "pinned", k, ["session"], rep,
+                                    servers[k].pid)
+                    users = set(re.findall(r"\buser=(\S+)", redis_cmd(ports[k], "CLIENT", "LIST", **cmd)))
+                    if user not in users:
+                        raise RuntimeError(f"{k}: Redis saw no connection as {user!r} (users: {sorted(users)})")
+                finally:
+                    PROCS.stop(p)
+    finally:
+        for srv in servers.values():
+            PROCS.stop(srv)
+        shutil.rmtree(d, ignore_errors=True)  # the secrets, and the ACL files made from them
+        for k in SECURITY_SETUPS:
+            shutil.rmtree(WORK / f"redis-{k}-run", ignore_errors=True)
+    return {"setup": "pinned, persistent session", "certificate": "EC P-256, for IP 127.0.0.1; no client certificate",
+            "binary_bytes": SCALEOUT.stat().st_size, "runs": runs, "summary": summarize_direct(runs, "plain")}
+
+
 # ------------------------------------------------------------------ Traefik
 def traefik_phase(have_traefik: bool) -> dict:
     if not have_traefik:
@@ -741,8 +871,9 @@ def machine() -> dict:
 
 
 # ------------------------------------------------------------------ summary
-def summarize_direct(runs):
-    """Median per (setup, kind, mode), and per-rep ratios scaleout / seed-go."""
+def summarize_direct(runs, baseline="seed-go"):
+    """Median per (setup, kind, mode), and per-rep ratios to the baseline kind (vs_<baseline>_*:
+    scaleout / seed-go; in the security phase acl / plain and tls / plain)."""
     groups = {}
     for r in runs:
         groups.setdefault((r["setup"], r["kind"], r["mode"]), []).append(r)
@@ -767,10 +898,11 @@ def summarize_direct(runs):
             "file_kb": med([r["file_kb"] for r in rs]),
             "errors": sum(r["errors"] for r in rs),
         }
+    vs = "vs_" + baseline.replace("-", "_")
     for key, s in summary.items():
-        if s["kind"] == "seed-go":
+        if s["kind"] == baseline:
             continue
-        go = [r for r in runs if r["setup"] == s["setup"] and r["kind"] == "seed-go" and r["mode"] == s["mode"]]
+        go = [r for r in runs if r["setup"] == s["setup"] and r["kind"] == baseline and r["mode"] == s["mode"]]
         mine = [r for r in runs if r["setup"] == s["setup"] and r["kind"] == s["kind"] and r["mode"] == s["mode"]]
         by_rep = {r["rep"]: r for r in go}
         ratios = [m["rps"] / by_rep[m["rep"]]["rps"] for m in mine if m["rep"] in by_rep and by_rep[m["rep"]]["rps"]]
@@ -778,10 +910,10 @@ def summarize_direct(runs):
                 if m["rep"] in by_rep and by_rep[m["rep"]]["p99_ms"]]
         cpur = [m["server_cpu_us_per_req"] / by_rep[m["rep"]]["server_cpu_us_per_req"] for m in mine
                 if m["rep"] in by_rep and m["server_cpu_us_per_req"] and by_rep[m["rep"]]["server_cpu_us_per_req"]]
-        s["vs_seed_go_cpu"] = round(med(cpur), 2) if cpur else None
-        s["vs_seed_go_rps"] = round(med(ratios), 2) if ratios else None
-        s["vs_seed_go_p99"] = round(med(p99r), 2) if p99r else None
-        s["vs_seed_go_rps_runs"] = [round(x, 2) for x in ratios]
+        s[f"{vs}_cpu"] = round(med(cpur), 2) if cpur else None
+        s[f"{vs}_rps"] = round(med(ratios), 2) if ratios else None
+        s[f"{vs}_p99"] = round(med(p99r), 2) if p99r else None
+        s[f"{vs}_rps_runs"] = [round(x, 2) for x in ratios]
     return summary
 
 
@@ -900,7 +1032,10 @@ def tables(data) -> str:
              f"load average at start {' '.join(m['loadavg_start'])} (1-min load before each phase, the bench's "
              f"own processes included: "
              f"{', '.join(f'{k} {v:.1f}' for k, v in m.get('loadavg_1min', {}).items())}). "
-             f"Each figure: median of {REPS} runs of {SECS:g} s after {WARMUP:g} s warm-up; "
+             + "".join(f"Phase {', '.join(r['phases'])} measured in a separate run (`BENCH_ONLY={','.join(r['phases'])}`"
+                       f", load average at its start {' '.join(r['loadavg_start'])}). "
+                       for r in m.get("partial_runs", []))
+             + f"Each figure: median of {REPS} runs of {SECS:g} s after {WARMUP:g} s warm-up; "
              f"wrk, 1 thread, {CONC} keep-alive connections.")
     L.append("")
     capped = data["direct"].get("capped", {})
@@ -1022,6 +1157,31 @@ def tables(data) -> str:
                      f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {fmt(s['server_cpu_us_per_req'], '.1f')} "
                      f"| {s['not_replicated']} / {s['requests']} | {s['errors']} |")
         L.append("")
+    sec = data.get("security", {}).get("summary")
+    if sec:
+        L.append(f"**8. Redis login and TLS** ([security.md](security.md)): scaleout alone on CPU "
+                 f"{','.join(map(str, sorted(SERVER_CPUS)))} with one thread (as *pinned* in 1), {SESSIONS} persistent "
+                 f"sessions, against three Redis servers on CPU {','.join(map(str, sorted(CLIENT_CPUS)))}, each run in "
+                 f"turn in every rep. *plain*: no ACL (as in 1); *ACL*: started by `deploy/redis/entrypoint.sh` with "
+                 f"the generated ACL users and random passwords, the app logging in as `app` (`REDIS_USERNAME`, "
+                 f"`REDIS_PASSWORD_FILE`); *TLS + ACL*: the same, TLS only (`--tls-port`, `--port 0`) with an "
+                 f"EC P-256 certificate from a CA made at run time, the app with `rediss://` and "
+                 f"`REDIS_TLS_CA_FILE`. × plain: the median of each rep's ratio to its plain run.")
+        L.append("")
+        L.append("| Redis | req/s | × plain req/s | p50 ms | p99 ms | × plain p99 | server CPU µs/req "
+                 "| Redis CPU µs/req | errors |")
+        L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for k, label in (("plain", "plain"), ("acl", "ACL"), ("tls", "TLS + ACL")):
+            s = sec.get(f"pinned/{k}/session")
+            if not s:
+                continue
+            base = k == "plain"
+            L.append(f"| {label} | {s['rps']:.0f} | {'1' if base else fmt(s.get('vs_plain_rps'), '.2f', '×')} "
+                     f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
+                     f"| {'1' if base else fmt(s.get('vs_plain_p99'), '.2f', '×')} "
+                     f"| {fmt(s['server_cpu_us_per_req'], '.1f')} | {fmt(s['redis_cpu_us_per_req'], '.1f')} "
+                     f"| {s['errors']} |")
+        L.append("")
     L.append("**Targets**")
     L.append("")
     L.append("| target | result | measured |")
@@ -1114,12 +1274,41 @@ def rerender() -> int:
     return 0
 
 
+def previous(config: dict, only: set) -> dict | None:
+    """With BENCH_ONLY: the bench.json in BENCH_OUT_DIR to merge the phases run into, if there
+    is one; it must have been measured with the same settings."""
+    path = OUT / "bench.json"
+    if not only or not path.exists():
+        return None
+    base = json.loads(path.read_text())
+    if base.get("config") != config:
+        sys.exit(f"bench: {path} was measured with {base.get('config')}, not {config}: set the same BENCH_*, "
+                 f"or BENCH_OUT_DIR elsewhere to write the phases alone")
+    return base
+
+
+def merge(base: dict, data: dict, only: set) -> dict:
+    """base with the phases in `only` replaced by this run's, and a note of this run."""
+    for phase in only:
+        base[phase] = data[phase]
+    m = base["machine"]
+    m.setdefault("loadavg_1min", {}).update({k: v for k, v in data["machine"]["loadavg_1min"].items() if k in only})
+    runs = [r for r in m.get("partial_runs", []) if not set(r["phases"]) <= only]
+    runs.append({"phases": [p for p in PHASES if p in only], "runtime_secs": data["runtime_secs"],
+                 **{k: data["machine"][k] for k in ("loadavg_start", "commit", "date")}})
+    m["partial_runs"] = runs
+    return base
+
+
 def main() -> int:
     if sys.argv[1:] == ["--render"]:
         return rerender()
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+    if only - set(PHASES):
+        sys.exit(f"bench: BENCH_ONLY: no phase {', '.join(sorted(only - set(PHASES)))} (phases: {', '.join(PHASES)})")
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
-    for tool in ("wrk", "redis-server", "redis-benchmark"):
+    for tool in ("wrk", "redis-server", "redis-benchmark", "openssl"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} not found (make bench installs it: .ci/deps bench)")
     if not SCALEOUT.exists():
@@ -1133,10 +1322,10 @@ def main() -> int:
                        "sessions": SESSIONS, "starts": STARTS, "server_cpus": sorted(SERVER_CPUS),
                        "client_cpus": sorted(CLIENT_CPUS)},
             "machine": machine()}
+    base = previous(data["config"], only)
     log(f"machine: {data['machine']['cpu']}, {NCPU} CPUs, load {' '.join(data['machine']['loadavg_start'])}")
     redis_port = free_port()
     redis = start_redis(redis_port)
-    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # for development
     run = lambda phase: not only or phase in only
     load = data["machine"]["loadavg_1min"] = {}
 
@@ -1154,6 +1343,8 @@ def main() -> int:
         PROCS.stop(redis)
     mark("wait")
     data["wait"] = wait_phase() if run("wait") else {}
+    mark("security")
+    data["security"] = security_phase() if run("security") else {}
     try:
         mark("traefik")
         data["traefik"] = traefik_phase(bool(shutil.which("traefik"))) if run("traefik") else {"skipped": "BENCH_ONLY"}
@@ -1161,14 +1352,17 @@ def main() -> int:
         log(f"Traefik phase failed: {e}")
         data["traefik"] = {"error": str(e)}
     mark("end")
+    data["sizes"] = sizes() if run("sizes") or base is None else {}
+    data["runtime_secs"] = round(time.monotonic() - T_START, 1)
+    if base is not None:
+        data = merge(base, data, only)
+        log(f"merged {', '.join(sorted(only))} into {OUT / 'bench.json'}; the other phases are as it held them")
     data["direct"]["summary"] = summarize_direct(data["direct"]["runs"])
     data["traefik"]["summary"] = summarize_traefik(data["traefik"])
-    data["sizes"] = sizes()
     d = data["direct"]["summary"]
     data["thp"] = thp_choice(data["direct"]["runs"])
     recommended = "scaleout" if data["thp"].get("recommend_thp_off") else "scaleout-thp1"
     data["targets"] = targets(d, data["traefik"]["summary"], data["startup"], data["sizes"], recommended)
-    data["runtime_secs"] = round(time.monotonic() - T_START, 1)
     md = render(data)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")

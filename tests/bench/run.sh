@@ -8,7 +8,9 @@
 #   BENCH_STARTS (7)  BENCH_OUT_DIR (docs)  BENCH_WORK_DIR (target/bench: binaries, logs, stack)
 #   SEED_GO_SRC   the seed-go peer's source (default ../shared/peers/seed-go next to the repo)
 #   SCALEOUT_BIN  use this binary instead of building one
-#   BENCH_ONLY    run only these phases (comma-separated: direct,startup,redis,wait,traefik)
+#   BENCH_ONLY    run only these phases (comma-separated: direct,startup,redis,wait,traefik,
+#                 security,sizes); merged into BENCH_OUT_DIR's bench.json when it has one
+#                 measured with the same BENCH_* settings (the other phases keep its figures)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
