@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::clock::now_ms;
 use crate::keys;
-use crate::store::{Background, RedisFailure, Store};
+use crate::metrics::Background;
+use crate::store::{RedisFailure, Store};
 
 /// How often each process renews its entry.
 pub const BEAT: Duration = Duration::from_secs(1);

@@ -16,7 +16,46 @@ use ntex::web::guard::Guard;
 use ntex::web::{WebRequest, WebResponse};
 use std::sync::Arc;
 
-use crate::store::{Background, FailureKind};
+/// The background loops that talk to Redis, as `task` labels in `/metrics`: the store
+/// counts their failures with it (`Store::background`). Label sets belong to the metrics
+/// they label, below the store that records into them.
+#[derive(Debug, Clone, Copy)]
+pub enum Background {
+    KeepWarm,
+    Heartbeat,
+}
+
+impl Background {
+    pub const ALL: [Self; 2] = [Self::KeepWarm, Self::Heartbeat];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::KeepWarm => "keep_warm",
+            Self::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+/// The kinds of a failed Redis call (the store's `RedisFailure::kind`), as `kind` labels
+/// in `/metrics`. Here rather than in the store for the same reason as [`Background`].
+#[derive(Debug, Clone, Copy)]
+pub enum FailureKind {
+    Unavailable,
+    OutOfMemory,
+    Other,
+}
+
+impl FailureKind {
+    pub const ALL: [Self; 3] = [Self::Unavailable, Self::OutOfMemory, Self::Other];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::OutOfMemory => "out_of_memory",
+            Self::Other => "other",
+        }
+    }
+}
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::connector::{Connector, Link};
-use crate::metrics::Metrics;
+use crate::metrics::{Background, FailureKind, Metrics};
 use crate::{keys, scripts};
 
 /// The longest any request waits on Redis before answering 503.
@@ -249,25 +249,6 @@ async fn attempt<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result
     }
 }
 
-/// The background loops that talk to Redis, for [`Store::background`].
-#[derive(Debug, Clone, Copy)]
-pub enum Background {
-    KeepWarm,
-    Heartbeat,
-}
-
-impl Background {
-    pub const ALL: [Self; 2] = [Self::KeepWarm, Self::Heartbeat];
-
-    /// The `task` label in `/metrics`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::KeepWarm => "keep_warm",
-            Self::Heartbeat => "heartbeat",
-        }
-    }
-}
-
 /// Why a Redis call failed, in the kinds callers must treat differently: the error of the
 /// whole Redis layer (store, fleet, jobs). The one place that maps them to HTTP answers is
 /// `From<RedisFailure> for ApiError`; the worker backs off on any of them.
@@ -291,26 +272,6 @@ pub enum RedisFailure {
     /// failover, so it is not confirmed. Not a failed call: counted apart from the rest.
     #[error("write not replicated: {acks} of {wanted} replicas acknowledged in time")]
     NotReplicated { acks: u32, wanted: u32 },
-}
-
-/// The kinds of [`RedisFailure`], as `kind` labels in `/metrics`.
-#[derive(Debug, Clone, Copy)]
-pub enum FailureKind {
-    Unavailable,
-    OutOfMemory,
-    Other,
-}
-
-impl FailureKind {
-    pub const ALL: [Self; 3] = [Self::Unavailable, Self::OutOfMemory, Self::Other];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Unavailable => "unavailable",
-            Self::OutOfMemory => "out_of_memory",
-            Self::Other => "other",
-        }
-    }
 }
 
 impl RedisFailure {
