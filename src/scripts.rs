@@ -10,7 +10,7 @@
 //! told against the data before it acts, so a change in between cannot make it act on
 //! stale facts: either each step checks the current state of the key it was given (an
 //! item no longer in its list is skipped), or the script returns nil having changed
-//! nothing and the caller reads again ([`snapshot`]).
+//! nothing and the caller reads again (`jobs::queue`'s `retry_while_changed`).
 //!
 //! Shared Lua helpers (`dead.lua`, `release.lua`, `lengths.lua`) are files too, put in
 //! front of the scripts that use them with `concat!` at compile time.
@@ -20,7 +20,6 @@ use std::sync::LazyLock;
 use redis::{Script, ScriptInvocation};
 
 use crate::keys;
-use crate::store::{RedisFailure, Store};
 
 /// One script's text: its helper files, then its own file.
 macro_rules! script {
@@ -64,30 +63,6 @@ pub fn lengths_keys(call: &mut ScriptInvocation<'_>, consumers: &[impl AsRef<str
         let worker = worker.as_ref();
         call.key(keys::processing(worker)).arg(worker);
     }
-}
-
-/// How often [`snapshot`] reads again before it gives up.
-const SNAPSHOT_TRIES: usize = 5;
-
-/// Runs `once` (read what a script needs, then run it) until the script accepts what was
-/// read: `None` means the data changed in between and nothing was done. Another try
-/// almost always succeeds, since the data read (a consumers set, a dead list's tail)
-/// changes rarely; one that keeps changing fails as unavailable ("try again"), counted
-/// and logged by `store` under `command` like any other failed call.
-pub async fn snapshot<T>(
-    store: &Store,
-    command: &'static str,
-    mut once: impl AsyncFnMut() -> Result<Option<T>, RedisFailure>,
-) -> Result<T, RedisFailure> {
-    for _ in 0..SNAPSHOT_TRIES {
-        if let Some(done) = once().await? {
-            return Ok(done);
-        }
-    }
-    let failure = RedisFailure::Unavailable(format!(
-        "the data the script needs changed {SNAPSHOT_TRIES} times while it was read"
-    ));
-    Err(store.failed(command, failure))
 }
 
 #[cfg(test)]

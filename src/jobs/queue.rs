@@ -37,6 +37,32 @@ type LengthsReply = (u64, u64, u64, u64);
 /// How many due retries one upkeep pass moves back to the queue, to keep scripts short.
 const PROMOTE_BATCH: isize = 100;
 
+/// How often [`retry_while_changed`] reads again before it gives up.
+const MAX_READS: usize = 5;
+
+/// Runs `once` (read what a script needs, then run the script on it) again while the
+/// script refuses what was read: `None` means the data changed in between and the script
+/// did nothing. Another try almost always succeeds, since the data read (a consumers set,
+/// a dead list's tail) changes rarely; data that keeps changing fails as unavailable
+/// ("try again"), counted and logged by the store under `command` like any other failed
+/// call. Here, not in `scripts`, because it is the queue's scripts that refuse stale
+/// reads, and it needs the store, which `scripts` sits below.
+async fn retry_while_changed<T>(
+    store: &Store,
+    command: &'static str,
+    mut once: impl AsyncFnMut() -> Result<Option<T>, RedisFailure>,
+) -> Result<T, RedisFailure> {
+    for _ in 0..MAX_READS {
+        if let Some(done) = once().await? {
+            return Ok(done);
+        }
+    }
+    let failure = RedisFailure::Unavailable(format!(
+        "the data the script needs changed {MAX_READS} times while it was read"
+    ));
+    Err(store.failed(command, failure))
+}
+
 /// The end of the dead-letter list that a script's burials could push off it, read
 /// before the script runs so it can delete those jobs' hashes (see `dead.lua`).
 struct DeadTail {
@@ -128,7 +154,7 @@ pub async fn job(store: &Store, id: &str) -> Result<Option<Job>, RedisFailure> {
 /// between shows on the next call.
 pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), RedisFailure> {
     let (jobs, lengths): (Vec<Fields>, LengthsReply) =
-        scripts::snapshot(store, "overview script", async || {
+        retry_while_changed(store, "overview script", async || {
             let mut pipe = redis::pipe();
             pipe.smembers(keys::CONSUMERS)
                 .lrange(keys::RECENT, 0, RECENT as isize - 1);
@@ -158,7 +184,7 @@ pub async fn overview(store: &Store) -> Result<(Vec<Job>, Lengths), RedisFailure
 /// The fleet-wide counters and lengths.
 pub async fn stats(store: &Store) -> Result<Stats, RedisFailure> {
     let (counters, lengths): (Vec<Option<u64>>, LengthsReply) =
-        scripts::snapshot(store, "stats script", async || {
+        retry_while_changed(store, "stats script", async || {
             let consumers = consumers(store).await?;
             let mut call = scripts::STATS.prepare_invoke();
             scripts::lengths_keys(&mut call, &consumers);
@@ -208,7 +234,7 @@ fn lengths_from((queue, processing, delayed, dead): LengthsReply) -> Lengths {
 /// the script checks each item's list, heartbeat and lease as they are then, so a job or a
 /// worker that appeared in between is simply left for the next pass.
 pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), RedisFailure> {
-    scripts::snapshot(store, "reclaim script", async || {
+    retry_while_changed(store, "reclaim script", async || {
         let consumers = consumers(store).await?;
         let lists: Vec<Vec<Vec<u8>>> = if consumers.is_empty() {
             Vec::new()
@@ -449,7 +475,7 @@ impl Consumer {
         error: &str,
         retry_at: Option<u64>,
     ) -> Result<u8, RedisFailure> {
-        scripts::snapshot(&self.store, "fail script", async || {
+        retry_while_changed(&self.store, "fail script", async || {
             let burials = usize::from(retry_at.is_none());
             let tail = DeadTail::read(&self.store, self.limits.dead_max, burials).await?;
             let mut call = scripts::FAIL.prepare_invoke();
@@ -500,7 +526,7 @@ impl Consumer {
     /// checks that the list is still what was read (a BLMOVE that timed out here may still
     /// have moved an item there), and the read is repeated if not.
     async fn return_own(&self, why: &str, register: bool) -> Result<u64, RedisFailure> {
-        scripts::snapshot(&self.store, "return script", async || {
+        retry_while_changed(&self.store, "return script", async || {
             let conn = self.store.conn();
             let list = self.processing.clone();
             let items: Vec<Vec<u8>> = self
