@@ -18,7 +18,8 @@
 #   STACK_DASH_PORT  Traefik dashboard http://127.0.0.1:PORT/       (default 8081)
 #   SCALEOUT_BIN     the binary                      (default <repo>/target/release/scaleout)
 #   TRAEFIK_BIN      Traefik                         (default: `traefik` on PATH)
-#   REDIS_BIN        redis-server                    (default: `redis-server` on PATH)
+#   REDIS_BIN        redis-server                    (default: `redis-server` on PATH);
+#                    deploy/redis/entrypoint.sh starts every Redis and Sentinel with it
 #   DRAIN_SECS       passed to app/web: how long a SIGTERMed replica keeps serving (default 5)
 #   WEB_ROOT         frontend for `scaleout web`     (default <repo>/frontend/dist if built)
 #   LOG_FORMAT       children's log format           (default json)
@@ -28,6 +29,12 @@
 #   REDIS_MASTER_NAME  the name the Sentinels monitor the primary under (default scaleout)
 #   TRAEFIK_LOG_LEVEL  Traefik's log level            (default INFO)
 #   Anything else (RUST_LOG, JOB_WORK_MS, SESSION_TTL_SECS, ...) is inherited by the children.
+#
+# Redis logins: every Redis server and Sentinel runs with deploy/redis's ACL (no login as
+# `default`); the passwords, random, made once, are in $STACK_DIR/secrets/redis-<user>-password
+# (users admin, app, worker, replication, sentinel). App replicas log in as `app`, the
+# worker as `worker` (REDIS_USERNAME, REDIS_PASSWORD_FILE; in HA the REDIS_SENTINEL_* pair
+# too); this script's own redis-cli calls as `admin`, the password in REDISCLI_AUTH.
 #
 # How replicas reach Traefik: Traefik runs with the file provider only, on a directory
 # $STACK_DIR/dynamic holding symlinks to the repo's traefik/dynamic/*.yml plus one
@@ -141,13 +148,45 @@ pick_port() {
   die "no free port found"
 }
 
+# PING as the ACL's `healthcheck` user (nopass, allowed only PING: its password is no
+# secret), on a Redis server or a Sentinel.
 redis_ping() {
-  local reply=""
+  local auth="" reply=""
   { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
-  printf 'PING\r\n' >&3
+  printf 'AUTH healthcheck x\r\nPING\r\n' >&3
+  IFS= read -r -t 1 auth <&3 || true
   IFS= read -r -t 1 reply <&3 || true
   exec 3<&- 3>&-
-  [[ $reply == +PONG* ]]
+  [[ $auth == +OK* && $reply == +PONG* ]]
+}
+
+# ---------------------------------------------------------------- Redis logins
+# One secret file per ACL user, redis-<user>-password, made once per state dir; Redis
+# and the Sentinels get all of them (deploy/redis/entrypoint.sh builds their ACL from
+# them), app and worker only their own. No password is ever an argument or a log line.
+SECRETS=$S/secrets
+REDIS_USERS=(admin app worker replication sentinel)
+make_secrets() {
+  local u f
+  (umask 077; mkdir -p "$SECRETS")
+  for u in "${REDIS_USERS[@]}"; do
+    f=$SECRETS/redis-$u-password
+    [[ -s $f ]] && continue
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$f.new" && mv -f "$f.new" "$f")
+  done
+}
+# redis-cli as `admin`, the password passed in the environment (REDISCLI_AUTH), not argv.
+rcli() {
+  REDISCLI_AUTH=$(< "$SECRETS/redis-admin-password") redis-cli --no-auth-warning --user admin "$@"
+}
+# entry NAME: ENTRY=(the command that runs deploy/redis/entrypoint.sh for node NAME), to
+# be followed by `server OPTIONS...` or `sentinel CONF`: the ACL with the secrets; a
+# server's generated files (users.acl, auth.conf) go to the per-node dir $S/acl/NAME.
+# The entrypoint runs `redis-server` from PATH: REDIS_BIN's directory comes first.
+entry() {
+  (umask 077; mkdir -p "$S/acl/$1")
+  ENTRY=(env PATH="$(dirname "$REDIS_BIN"):$PATH" SCALEOUT_SECRETS="$SECRETS" SCALEOUT_RUN="$S/acl/$1"
+    sh "$ROOT/deploy/redis/entrypoint.sh")
 }
 
 load_env() {
@@ -185,8 +224,17 @@ listening_addr() {
 
 # start_server NAME ROLE: start `scaleout ROLE` on a free loopback port, wait for its
 # `listening` line and a 200 from /healthz; records run/NAME.addr.
-# Where the children find Redis: the one server, or (HA) the Sentinels.
+# redis_env ROLE: where the children find Redis (the one server, or (HA) the Sentinels),
+# and for app and worker, the ACL user to log in as and its password file.
 redis_env() {
+  if [[ $1 == app || $1 == worker ]]; then
+    echo "REDIS_USERNAME=$1"
+    echo "REDIS_PASSWORD_FILE=$SECRETS/redis-$1-password"
+    if (( HA )); then
+      echo "REDIS_SENTINEL_USERNAME=$1"
+      echo "REDIS_SENTINEL_PASSWORD_FILE=$SECRETS/redis-$1-password"
+    fi
+  fi
   if (( HA )); then
     local n list=()
     for n in "${SENTINELS[@]}"; do list+=("127.0.0.1:$(node_port "$n")"); done
@@ -202,7 +250,7 @@ start_server() {
   off=$(stat -c %s "$LOGS/$name.log" 2>/dev/null || echo 0)
   rm -f "$RUN/$name.addr" "$RUN/$name.draining"
   # shellcheck disable=SC2046 # redis_env prints whole NAME=value words
-  spawn "$name" env $(redis_env) LISTEN_ADDR=127.0.0.1:0 \
+  spawn "$name" env $(redis_env "$role") LISTEN_ADDR=127.0.0.1:0 \
     INSTANCE_NAME="$name" DRAIN_SECS="$DRAIN_SECS" ${WEB_ROOT:+WEB_ROOT="$WEB_ROOT"} \
     "$SCALEOUT_BIN" "$role"
   deadline=$(( $(now_ms) + 20000 ))
@@ -218,13 +266,14 @@ start_server() {
 
 start_worker() {
   # shellcheck disable=SC2046
-  spawn worker env $(redis_env) INSTANCE_NAME=worker-1 \
+  spawn worker env $(redis_env worker) INSTANCE_NAME=worker-1 \
     "$SCALEOUT_BIN" worker
 }
 
 start_redis() {
   mkdir -p "$S/redis"
-  spawn redis "$REDIS_BIN" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$S/redis" \
+  entry redis
+  spawn redis "${ENTRY[@]}" server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$S/redis" \
     --appendonly yes --appendfsync everysec --save "" --daemonize no --protected-mode yes
   wait_until 20 "redis on port $REDIS_PORT" redis_ready
 }
@@ -254,7 +303,8 @@ start_node() {
       # 5 s for more replicas to join it, and during that time a write that WAITs for a
       # replica cannot succeed (seen: a failover whose other replica needed a full resync
       # took 6.9 s to its first 200 instead of about 2).
-      spawn "$name" "$REDIS_BIN" --bind 127.0.0.1 --port "$port" --dir "$dir" \
+      entry "$name"
+      spawn "$name" "${ENTRY[@]}" server --bind 127.0.0.1 --port "$port" --dir "$dir" \
         --appendonly yes --appendfsync everysec --save "" --daemonize no --protected-mode yes \
         --repl-diskless-sync-delay 0 "${replica[@]}" ;;
     sentinel-*)
@@ -271,8 +321,10 @@ sentinel down-after-milliseconds $MASTER_NAME 1000
 sentinel failover-timeout $MASTER_NAME 10000
 sentinel parallel-syncs $MASTER_NAME 1
 EOF
+        chmod 600 "$dir/sentinel.conf"  # the entrypoint adds the Sentinels' passwords
       fi
-      spawn "$name" "$REDIS_BIN" "$dir/sentinel.conf" --sentinel ;;
+      entry "$name"
+      spawn "$name" "${ENTRY[@]}" sentinel "$dir/sentinel.conf" ;;
   esac
   wait_until 20 "$name on port $port" node_ready "$name"
   # A Sentinel reads each replica's INFO every 10 s, but promotes only a replica whose INFO
@@ -281,7 +333,8 @@ EOF
   # failover-timeout (20 s) later. Every 1 s, the INFO is always fresh. Not a config-file
   # setting: set on every start.
   if [[ $name == sentinel-* ]]; then
-    redis-cli -p "$port" SENTINEL DEBUG info-period 1000 >/dev/null || die "$name: SENTINEL DEBUG info-period"
+    # (redis-cli exits 0 on an error reply too: compare the answer.)
+    [[ $(rcli -p "$port" SENTINEL DEBUG info-period 1000) == OK ]] || die "$name: SENTINEL DEBUG info-period"
   fi
 }
 
@@ -289,7 +342,7 @@ EOF
 primary_port() {
   local n
   for n in "${SENTINELS[@]}"; do
-    redis-cli -p "$(node_port "$n")" --raw SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_NAME" 2>/dev/null \
+    rcli -p "$(node_port "$n")" --raw SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_NAME" 2>/dev/null \
       | sed -n 2p | grep -E '^[0-9]+$' && return 0
   done
   return 1
@@ -304,7 +357,7 @@ node_on_port() {
 sentinels_settled() {
   local n info
   for n in "${SENTINELS[@]}"; do
-    info=$(redis-cli -p "$(node_port "$n")" SENTINEL MASTER "$MASTER_NAME" 2>/dev/null | paste -sd' ') || return 1
+    info=$(rcli -p "$(node_port "$n")" SENTINEL MASTER "$MASTER_NAME" 2>/dev/null | paste -sd' ') || return 1
     [[ $info == *"num-slaves 2 "* && $info == *"num-other-sentinels 2 "* ]] || return 1
   done
 }
@@ -531,6 +584,7 @@ cmd_up() {
     log "stale state in $S from a previous run: cleaning it up"
     cmd_down_children
   fi
+  make_secrets
   port_busy "$STACK_PORT" && die "port $STACK_PORT is in use (set STACK_PORT)"
   port_busy "$DASH_PORT" && die "port $DASH_PORT is in use (set STACK_DASH_PORT)"
   echo $$ > "$RUN/supervisor.pid"
@@ -588,6 +642,9 @@ EOF
     API        http://localhost:$STACK_PORT/api/   (try: curl -c jar -b jar http://localhost:$STACK_PORT/api/)
     dashboard  http://127.0.0.1:$DASH_PORT/dashboard/
     state      $S   (logs in $LOGS)
+    Redis      ACL users admin, app, worker, replication, sentinel; passwords in
+               $SECRETS/redis-<user>-password
+               (try: REDISCLI_AUTH=\$(cat $SECRETS/redis-admin-password) redis-cli --user admin -p $REDIS_PORT)
   From another shell: $0 scale N | kill-replica | restart-redis | status | down
   Ctrl-C stops everything.
 
