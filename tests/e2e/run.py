@@ -15,11 +15,19 @@ Starts the stack with tests/stack/local.sh on free loopback ports, then:
   7. the requests of tests/cases/malformed.json and oversized.json (tests/api.rs sends the
      same to the app) through Traefik: each answered as the file says, every over-long head
      20 times in a row; 408 for a stalled body
+  8. Redis (ACL from deploy/redis, passwords in the stack's secret files) answers NOAUTH
+     without a login and WRONGPASS to the default user
+  9. under load, the app's Redis password is rotated the zero-downtime way (a second
+     password, the file, CLIENT KILL, the old one removed, CLIENT KILL) and the hard way
+     (replaced at once, the file written after the refusal): only fast JSON 503s, no session
+     broken, the refusal logged naming user and server
+ 10. the same for the worker while jobs are enqueued: every acknowledged job done
+ 11. no password (old or new) in the stack's logs, the load output, /redis, /metrics, `ps`
 Prints the measured figures and a last line `N passed, M failed`; exit 1 on any failure.
 
 Environment: SCALEOUT_BIN (default target/release/scaleout), E2E_KEEP=1 keeps the state
 dir, E2E_ONLY=name[,name] runs some scenarios only (seed, scale_up, scale_down, kill, redis,
-keys, hostile).
+keys, hostile, auth, rotate_app, rotate_worker, secrets).
 Python 3 standard library only.
 """
 
@@ -43,7 +51,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LOCAL = os.path.join(ROOT, "tests", "stack", "local.sh")
 BIN = os.path.abspath(os.environ.get("SCALEOUT_BIN", os.path.join(ROOT, "target", "release", "scaleout")))
 DRAIN_SECS = 2
-DEADLINE = time.monotonic() + float(os.environ.get("E2E_TIMEOUT", "360"))  # whole run
+DEADLINE = time.monotonic() + float(os.environ.get("E2E_TIMEOUT", "480"))  # whole run
 
 
 def now_ms():
@@ -197,6 +205,9 @@ def wait_for(what, fn, timeout, interval=0.1):
 
 
 # ------------------------------------------------------------------ the load tool
+OUTPUTS = []  # (what, text): everything the run collected, searched for passwords at the end
+
+
 class Load:
     """`scaleout load --json` in the background."""
 
@@ -214,6 +225,7 @@ class Load:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             raise Failure("scaleout load did not finish")
+        OUTPUTS.append(("scaleout load output", out + err))
         res = None
         for chunk in (out.strip(), *reversed(out.strip().splitlines())):
             try:
@@ -629,6 +641,282 @@ def scenario_hostile(stack):
                                 "stalled_body_s": round(took, 1)}))
 
 
+# ------------------------------------------------------------------ Redis logins
+PASSWORDS = set()  # every password the run made or replaced: none may show up anywhere
+
+
+def secret_file(stack, user):
+    return os.path.join(stack.env["STACK_DIR"], "secrets", f"redis-{user}-password")
+
+
+def secret(stack, user):
+    with open(secret_file(stack, user)) as f:
+        pw = f.read().strip()
+    PASSWORDS.add(pw)
+    return pw
+
+
+def write_secret(stack, user, pw):
+    """Replaces USER's password file at once (rename), as a secret store would."""
+    path = secret_file(stack, user)
+    with open(path + ".new", "w") as f:
+        f.write(pw + "\n")
+    os.replace(path + ".new", path)
+
+
+def new_password():
+    pw = os.urandom(24).hex()
+    PASSWORDS.add(pw)
+    return pw
+
+
+def redis_cli(port, *args, env=None):
+    """redis-cli's stdout and stderr together (it exits 0 on an error reply too)."""
+    r = subprocess.run(["redis-cli", "--no-auth-warning", "-p", str(port), *args], capture_output=True,
+                       text=True, timeout=10, env=env)
+    return (r.stdout + r.stderr).strip()
+
+
+def admin_cli(stack, port, *args):
+    """redis-cli as `admin`, the password in REDISCLI_AUTH (never an argument: `ps` shows those)."""
+    return redis_cli(port, "--user", "admin", *args, env=dict(os.environ, REDISCLI_AUTH=secret(stack, "admin")))
+
+
+def redis_nodes(stack):
+    """name -> port of every Redis server and Sentinel of the stack."""
+    run = os.path.join(stack.env["STACK_DIR"], "run")
+    ports = {f[:-5]: int(open(os.path.join(run, f)).read()) for f in os.listdir(run) if f.endswith(".port")}
+    if not ports:
+        with open(os.path.join(stack.env["STACK_DIR"], "stack.env")) as f:
+            ports = {"redis": int(re.search(r"^REDIS_PORT=(\d+)$", f.read(), re.M).group(1))}
+    return ports
+
+
+def snapshot_ps():
+    OUTPUTS.append(("ps -eo args", subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout))
+
+
+def check_logins_refused(stack):
+    """On every Redis and Sentinel: no command without a login, no login as `default`;
+    the nopass healthcheck user and admin (with its password) do get in, so the refusals
+    are the ACL's, not a dead server's. -> {node: answers}"""
+    seen = {}
+    for name, port in sorted(redis_nodes(stack).items()):
+        anon = redis_cli(port, "PING")
+        default = redis_cli(port, "--user", "default", "--pass", "not-the-password", "PING")
+        health = redis_cli(port, "--user", "healthcheck", "--pass", "x", "PING")
+        whoami = admin_cli(stack, port, "ACL", "WHOAMI")
+        seen[name] = {"unauthenticated": anon.split()[0], "default": "WRONGPASS" if "WRONGPASS" in default else default[:40],
+                      "healthcheck": health, "admin": whoami}
+        check(anon.startswith("NOAUTH"), f"{name} (port {port}): PING without a login answered {anon!r}")
+        check("WRONGPASS" in default, f"{name} (port {port}): login as default answered {default!r}")
+        check(health == "PONG" and whoami == "admin", f"{name} (port {port}): healthcheck {health!r}, admin {whoami!r}")
+    return seen
+
+
+def scenario_auth(stack):
+    seen = check_logins_refused(stack)
+    FIGURES.append(("Redis logins", {n: f"{v['unauthenticated']} / {v['default']}" for n, v in seen.items()}))
+
+
+def refusals(stack, role, offsets):
+    """The `redis refused the login` lines logged by ROLE's processes after `offsets`
+    (log name -> byte offset): [(instance log, user, server)]."""
+    found = []
+    logs = os.path.join(stack.env["STACK_DIR"], "logs")
+    for name in sorted(os.listdir(logs)):
+        if not (name.startswith(role + "-") or name == role + ".log"):
+            continue
+        with open(os.path.join(logs, name), "rb") as f:
+            f.seek(offsets.get(name, 0))
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                if "refused the login" not in line:
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                flds = obj.get("fields", obj)
+                found.append((name, flds.get("user"), flds.get("server")))
+    return found
+
+
+def log_offsets(stack):
+    logs = os.path.join(stack.env["STACK_DIR"], "logs")
+    return {n: os.path.getsize(os.path.join(logs, n)) for n in os.listdir(logs)}
+
+
+def connected(stack, port, user):
+    """How many connections USER has on the Redis at PORT."""
+    out = admin_cli(stack, port, "CLIENT", "LIST")  # (Redis 7.0 has no CLIENT LIST USER)
+    return sum(1 for line in out.splitlines() if f" user={user} " in f" {line} ")
+
+
+def rotate(stack, user, want_conns, ready=lambda: True):
+    """Changes USER's password twice while its processes run: the zero-downtime way (a
+    second password, the file, every connection logs in again, the old one removed, again),
+    then the hard way (the password replaced at once, connections killed, the file written
+    only after the refusal). Logged in again: WANT_CONNS connections as USER and READY().
+    -> timings (unix ms), figures, the refusals logged, the Redis port."""
+    port = redis_nodes(stack)["redis"]
+    old, new, new2 = secret(stack, user), new_password(), new_password()
+    t = {"soft_start": now_ms()}
+    check(admin_cli(stack, port, "ACL", "SETUSER", user, ">" + new) == "OK", "ACL SETUSER >NEW")
+    write_secret(stack, user, new)
+    kill1 = admin_cli(stack, port, "CLIENT", "KILL", "USER", user)
+    wait_for(f"{user} logged in again (both passwords valid)", lambda: connected(stack, port, user) >= want_conns, 10)
+    check(admin_cli(stack, port, "ACL", "SETUSER", user, "<" + old) == "OK", "ACL SETUSER <OLD")
+    kill2 = admin_cli(stack, port, "CLIENT", "KILL", "USER", user)
+    wait_for(f"{user} logged in with the new password", lambda: connected(stack, port, user) >= want_conns, 10)
+    t["soft_end"] = now_ms()
+    snapshot_ps()
+    time.sleep(1.5)
+    offsets = log_offsets(stack)
+    t["hard_start"] = now_ms()
+    check(admin_cli(stack, port, "ACL", "SETUSER", user, "resetpass", ">" + new2) == "OK", "ACL SETUSER resetpass")
+    kill3 = admin_cli(stack, port, "CLIENT", "KILL", "USER", user)
+    # The processes find out (a refused login, logged) before the file changes.
+    wait_for(f"{user}'s processes to log the refusal", lambda: refusals(stack, user, offsets), 10)
+    t["refused"] = now_ms()
+    time.sleep(0.5)
+    write_secret(stack, user, new2)
+    t["file_written"] = now_ms()
+    wait_for(f"{user} logged in with the file's new password",
+             lambda: connected(stack, port, user) >= want_conns and ready(), 15, 0.02)
+    t["healed"] = now_ms()
+    snapshot_ps()
+    return t, {"killed_connections": [kill1, kill2, kill3]}, refusals(stack, user, offsets), port
+
+
+def scenario_rotate_app(stack):
+    replicas = stack.replicas()
+    probes = Probes(stack, n=4, gap=0.02)
+    load = Load(stack, 14, concurrency=16)
+    try:
+        time.sleep(2.0)
+        # Each replica holds at least one connection and answers /readyz again.
+        t, fig, refused, port = rotate(stack, "app", len(replicas), lambda: all(
+            Client(f"http://{addr}").get("/readyz", timeout=1)[0] == 200 for addr, *_ in replicas.values()))
+        time.sleep(max(0.0, (load.t_start + 13000 - now_ms()) / 1000))
+        res = summary(load.result())
+    finally:
+        load.stop()
+        probes.stop()
+    reqs = probes.requests()
+    slow_or_bad = [(r[0] - t["soft_start"], r[2], round(r[1] - r[0])) for r in reqs
+                   if r[2] != 200 and not (r[2] == 503 and r[3] and "error" in r[3] and r[1] - r[0] < 1000)]
+    soft = [r for r in reqs if t["soft_start"] <= r[0] <= t["soft_end"]]
+    hard = [r for r in reqs if t["hard_start"] <= r[0] <= t["healed"] + 1000]
+    first_ok = next((r[1] for r in sorted(reqs, key=lambda r: r[1]) if r[2] == 200 and r[0] >= t["file_written"]), None)
+    back, jumps = probes.session_problems()
+    servers = {s for _, _, s in refused}
+    FIGURES.append(("rotate the app's password under load", dict(
+        res, **fig, probe_requests=len(reqs),
+        soft_probe_503=sum(1 for r in soft if r[2] == 503), soft_probe_requests=len(soft),
+        soft_ms=t["soft_end"] - t["soft_start"],
+        hard_probe_503=sum(1 for r in hard if r[2] == 503), hard_probe_requests=len(hard),
+        hard_refused_after_ms=t["refused"] - t["hard_start"],
+        file_to_first_200_ms=None if first_ok is None else first_ok - t["file_written"],
+        file_to_all_replicas_ready_ms=t["healed"] - t["file_written"],
+        refusals_logged=len(refused), refusal_servers=sorted(servers))))
+    check(set(res["by_status"]) <= {"200", "503"} and res["transport_errors"] == 0,
+          f"load saw statuses other than 200/503: {res['by_status']}")
+    check(res["max_ms"] < 1000, f"a load request took {res['max_ms']} ms: the 503s are not fast")
+    check(not slow_or_bad, f"probe answers other than 200 or a fast JSON 503: {slow_or_bad[:5]}")
+    check(res["broken_sessions"] == 0 and not back and not jumps,
+          f"broken sessions: load {res['broken_examples']}, probes {back[:5]} {jumps}")
+    check(refused and all(u == "app" for _, u, _ in refused) and servers == {f"127.0.0.1:{port}"},
+          f"the replicas' refusal lines name another user or server: {refused[:5]}")
+    check(first_ok is not None, "no 200 after the new password was written")
+
+
+def scenario_rotate_worker(stack):
+    c = Client(stack.base)
+    acked, other = [], []
+    stop = threading.Event()
+
+    def enqueue():
+        i = 0
+        while not stop.is_set():
+            st, body, _ = c.get(f"/api/enqueue?job=rotate-{i}", timeout=5)
+            if st == 202 and isinstance(body, dict):
+                acked.append((now_ms(), body["id"]))
+            else:
+                other.append((st, body))
+            i += 1
+            time.sleep(0.1)
+
+    def state(jid):
+        st, body, _ = c.get(f"/api/jobs/{jid}")
+        return body.get("status") if st == 200 and isinstance(body, dict) else f"http {st}"
+
+    thread = threading.Thread(target=enqueue, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.5)
+        # The worker holds two connections: requests and scripts, and its blocking BLMOVE.
+        t, fig, refused, port = rotate(stack, "worker", 2)
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        thread.join(10)
+
+    def settled():
+        states = {jid: state(jid) for _, jid in acked}
+        return None if any(s in ("queued", "processing", "failed") for s in states.values()) else states
+
+    states = wait_for("every acknowledged job to end", settled, 60, 0.5)
+    after_heal = [jid for at, jid in acked if at > t["healed"]]
+    not_done = {j: s for j, s in states.items() if s != "done"}
+    FIGURES.append(("rotate the worker's password while jobs run", dict(
+        **fig, jobs_acknowledged=len(acked), jobs_acknowledged_after_heal=len(after_heal),
+        jobs_not_done=len(not_done), enqueue_other_answers=len(other),
+        hard_refused_after_ms=t["refused"] - t["hard_start"],
+        file_to_logged_in_ms=t["healed"] - t["file_written"], refusals_logged=len(refused))))
+    check(not other, f"enqueue answers other than 202: {other[:5]}")
+    check(not not_done, f"acknowledged jobs not done: {list(not_done.items())[:5]}")
+    check(after_heal, "no job enqueued after the worker logged in again")
+    check(refused and all(u == "worker" and s == f"127.0.0.1:{port}" for _, u, s in refused),
+          f"the worker's refusal lines name another user or server: {refused[:5]}")
+
+
+def check_no_password(stack):
+    """Every password of the run (the stack's secret files now, and each one replaced) in
+    nothing the run collected: the stack's logs and output, the load tool's output, the
+    app's /redis and /metrics (through Traefik and from each replica), `ps -eo args`. ->
+    how many texts were searched."""
+    for f in os.listdir(os.path.join(stack.env["STACK_DIR"], "secrets")):
+        if f.endswith("-password"):
+            secret(stack, f[len("redis-"):-len("-password")])
+    check(len(PASSWORDS) >= 5 and all(len(p) >= 32 for p in PASSWORDS), f"{len(PASSWORDS)} passwords collected")
+    texts = list(OUTPUTS)
+    snapshot_ps()
+    texts.append(OUTPUTS[-1])
+    c = Client(stack.base)
+    for path in ("/api/redis", "/api/metrics"):
+        st, body, _ = c.get(path)
+        check(st == 200, f"{path}: {st}")
+        texts.append((path, json.dumps(body) if isinstance(body, dict) else str(body)))
+    for name, (addr, *_) in stack.replicas().items():
+        for path in ("/redis", "/metrics", "/instances"):
+            st, body, _ = Client(f"http://{addr}").get(path)
+            texts.append((f"{name} {path}", json.dumps(body) if isinstance(body, dict) else str(body)))
+    texts.append(("local.sh output", "".join(stack.output)))
+    logs = os.path.join(stack.env["STACK_DIR"], "logs")
+    for name in sorted(os.listdir(logs)):
+        with open(os.path.join(logs, name), "rb") as f:
+            texts.append((f"logs/{name}", f.read().decode("utf-8", "replace")))
+    leaks = sorted({what for what, text in texts for pw in PASSWORDS if pw in text})
+    check(not leaks, f"a password appears in: {leaks}")
+    return len(texts)
+
+
+def scenario_secrets(stack):
+    n = check_no_password(stack)
+    FIGURES.append(("passwords in what the run collected", {"passwords": len(PASSWORDS), "texts_searched": n,
+                                                            "found": 0}))
+
+
 SCENARIOS = [
     ("seed", "seed README flows through /api/", scenario_seed),
     ("scale_up", "scale 3 -> 5 under load", scenario_scale_up),
@@ -637,6 +925,11 @@ SCENARIOS = [
     ("redis", "restart Redis under load", scenario_redis),
     ("keys", "keys with & + % space é through /api, / and \\ refused in paths", scenario_keys),
     ("hostile", "malformed and over-long requests through Traefik, as tests/cases/ expect", scenario_hostile),
+    ("auth", "Redis refuses a client without a login and the default user", scenario_auth),
+    ("rotate_app", "rotate the app's Redis password under load: JSON 503s at most, no session broken",
+     scenario_rotate_app),
+    ("rotate_worker", "rotate the worker's Redis password while jobs run: none lost", scenario_rotate_worker),
+    ("secrets", "no password in the logs, the load output, /redis, /metrics, ps", scenario_secrets),
 ]
 
 
