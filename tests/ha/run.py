@@ -11,7 +11,9 @@ are enqueued around it, the primary is SIGKILLed. Measured and checked:
     0 with WAIT (checked), a figure without;
   - the old primary restarts, is a replica within seconds, and answers no write with
     READONLY (its INFO errorstats), all probes 200 from 2 s after it is back;
-  - one Sentinel SIGKILLed under load: every request still 200.
+  - one Sentinel SIGKILLed under load: every request still 200;
+  - every Redis and Sentinel answers NOAUTH without a login and WRONGPASS to `default`;
+    no password in the stack's logs, the load output, /redis, /metrics or `ps`.
 Prints the figures and a last line `N passed, M failed`; exit 1 on any failure.
 
 Environment: SCALEOUT_BIN (default target/release/scaleout), HA_ONLY=wait|nowait runs one
@@ -19,7 +21,6 @@ of the two. Python 3 standard library only; reuses tests/e2e/run.py's stack and 
 """
 
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,14 +35,9 @@ JOBS = 200
 FIGURES = []  # (title, dict)
 
 
-def redis_cli(port, *args):
-    r = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=5)
-    return r.stdout
-
-
-def readonly_errors(port):
+def readonly_errors(stack, port):
     """How many commands this Redis refused with READONLY since it started."""
-    for line in redis_cli(port, "INFO", "errorstats").splitlines():
+    for line in e2e.admin_cli(stack, port, "INFO", "errorstats").splitlines():
         if line.startswith("errorstat_READONLY:count="):
             return int(line.split("=", 1)[1])
     return 0
@@ -110,6 +106,7 @@ def not_replicated(stack):
 def failover(stack, wait):
     """The whole scenario on one stack; returns the figures."""
     ports = node_ports(stack)
+    logins = e2e.check_logins_refused(stack)
     c = Client(stack.base)
     st, tier, _ = c.get("/api/redis")
     check(st == 200 and tier.get("mode") == "sentinel" and tier.get("primary"), f"/api/redis: {st} {tier!r}")
@@ -159,16 +156,18 @@ def failover(stack, wait):
 
     # The old primary comes back: a replica, and no write reaches it.
     t_back = int(marks(stack.cmd("start-node", "redis"))["started_ms"])
-    wait_for("the old primary to be a replica", lambda: redis_cli(ports["redis"], "ROLE").startswith("slave"), 10)
+    wait_for("the old primary to be a replica", lambda: e2e.admin_cli(stack, ports["redis"], "ROLE").startswith("slave"), 10)
     role_ms = now_ms() - t_back
     time.sleep(max(0.0, 2.0 - role_ms / 1000))
     res_back, back_statuses = steady(stack)
-    readonly = readonly_errors(ports["redis"])
+    readonly = readonly_errors(stack, ports["redis"])
 
     # One Sentinel down: no effect.
     stack.cmd("kill-node", "sentinel-1")
     res_sentinel, sentinel_statuses = steady(stack)
     stack.cmd("start-node", "sentinel-1")
+    e2e.snapshot_ps()
+    texts_searched = e2e.check_no_password(stack)
 
     figures = {
         "kill_to_first_200_ms": first_200,
@@ -185,6 +184,8 @@ def failover(stack, wait):
         "old_primary_readonly_answers": readonly,
         "after_return": {"statuses": sorted(back_statuses), "load": res_back["by_status"]},
         "one_sentinel_down": {"statuses": sorted(sentinel_statuses), "load": res_sentinel["by_status"]},
+        "logins_refused": {n: f"{v['unauthenticated']} / {v['default']}" for n, v in logins.items()},
+        "texts_searched_for_passwords": texts_searched,
     }
     FIGURES.append((f"SIGKILL the primary, REDIS_WAIT_REPLICAS={wait}", figures))
 
