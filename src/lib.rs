@@ -1,6 +1,8 @@
 //! scaleout: a stateful web app that scales out because its state lives in Redis.
 //!
-//! Layout, one file per concern:
+//! Layout, one file per concern. Each module uses only modules below it: their order,
+//! bottom to top, is written once, in `layers` (a test that fails when a module uses one
+//! above it, so the modules form no circle).
 //!
 //! - [`cli`]: subcommands, exit codes; `main.rs` only calls it.
 //! - [`config`]: every setting, from the environment, into one typed struct; its table
@@ -23,7 +25,7 @@
 //!   [`auth`]: who scaleout is to Redis (ACL user, password file, TLS).
 //! - [`fleet`]: heartbeats behind `/instances`.
 //! - [`jobs`]: the reliable job queue and `scaleout worker` (with its own error type).
-//! - [`metrics`]: counters and the latency histogram behind `/metrics`.
+//! - [`metrics`]: counters and the latency histogram behind `/metrics`, and their label sets.
 //! - [`web`]: the dashboard's static files, for `scaleout web`.
 //! - [`load`]: the load generator that checks sessions, for `scaleout load`.
 //! - [`healthcheck`]: the probe a distroless image uses as its Docker HEALTHCHECK.
@@ -42,6 +44,8 @@ pub mod healthcheck;
 pub mod http_client;
 pub mod jobs;
 pub mod keys;
+#[cfg(test)]
+mod layers;
 pub mod load;
 pub mod metrics;
 pub mod routes;
