@@ -158,7 +158,7 @@ impl Metrics {
                 .map(|task| (task.label(), &self.background_failures[task as usize]))
                 .into_iter(),
         );
-        gauge(
+        unlabelled(
             out,
             "scaleout_redis_writes_not_replicated_total",
             "counter",
@@ -168,8 +168,15 @@ impl Metrics {
     }
 }
 
-/// Writes one metric with its HELP and TYPE lines.
-pub fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+/// Writes one series with no labels, of the Prometheus type `kind` (a `counter` or a
+/// `gauge`), with its HELP and TYPE lines.
+pub fn unlabelled(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl std::fmt::Display,
+) {
     let _ = writeln!(
         out,
         "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"

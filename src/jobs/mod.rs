@@ -33,7 +33,7 @@ use nanorand::Rng;
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::metrics::gauge;
+use crate::metrics::unlabelled;
 
 /// Longest job name accepted, in bytes (a string pushed by hand is cut to this).
 pub const MAX_NAME: usize = 256;
@@ -217,7 +217,7 @@ impl Stats {
                 l.dead_length,
             ),
         ] {
-            gauge(out, name, kind, help, value);
+            unlabelled(out, name, kind, help, value);
         }
     }
 }

@@ -92,13 +92,13 @@ impl DeadTail {
         Ok(Self { from, ids })
     }
 
-    /// The tail's start and length, a burying script's first two arguments.
-    fn head(&self, call: &mut ScriptInvocation<'_>) {
+    /// Passes the tail's start and length: a burying script's first two arguments.
+    fn pass_span(&self, call: &mut ScriptInvocation<'_>) {
         call.arg(self.from).arg(self.ids.len());
     }
 
-    /// The tail's hashes and ids, a burying script's last keys and arguments.
-    fn append(&self, call: &mut ScriptInvocation<'_>) {
+    /// Passes the tail's ids and their hashes: a burying script's last keys and arguments.
+    fn pass_ids(&self, call: &mut ScriptInvocation<'_>) {
         for id in &self.ids {
             call.key(keys::job_of_item(id)).arg(id);
         }
@@ -255,7 +255,7 @@ pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), Redis
             .key(keys::JOBS)
             .key(keys::DEAD)
             .key(keys::JOB_STATS);
-        tail.head(&mut call);
+        tail.pass_span(&mut call);
         call.arg(now_ms())
             .arg(limits.max_attempts)
             .arg(limits.dead_max)
@@ -269,7 +269,7 @@ pub async fn reclaim(store: &Store, limits: &Limits) -> Result<(u64, u64), Redis
                 call.key(keys::job_of_item(item)).arg(item);
             }
         }
-        tail.append(&mut call);
+        tail.pass_ids(&mut call);
         let conn = store.conn();
         store
             .written("reclaim script", async move {
@@ -484,14 +484,14 @@ impl Consumer {
                 .key(keys::JOB_STATS)
                 .key(keys::DELAYED)
                 .key(keys::DEAD);
-            tail.head(&mut call);
+            tail.pass_span(&mut call);
             call.arg(&claim.id)
                 .arg(&claim.token)
                 .arg(now_ms())
                 .arg(error)
                 .arg(retry_at.map(|at| at.to_string()).unwrap_or_default())
                 .arg(self.limits.dead_max);
-            tail.append(&mut call);
+            tail.pass_ids(&mut call);
             let conn = self.store.conn();
             self.store
                 .written(
@@ -540,7 +540,7 @@ impl Consumer {
                 .key(keys::CONSUMERS)
                 .key(keys::DEAD)
                 .key(keys::JOB_STATS);
-            tail.head(&mut call);
+            tail.pass_span(&mut call);
             call.arg(now_ms())
                 .arg(why)
                 .arg(&self.name)
@@ -551,7 +551,7 @@ impl Consumer {
             for item in &items {
                 call.key(keys::job_of_item(item)).arg(item);
             }
-            tail.append(&mut call);
+            tail.pass_ids(&mut call);
             let conn = self.store.conn();
             self.store
                 .written("return script", async move {

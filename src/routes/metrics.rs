@@ -14,19 +14,19 @@ use ntex::web::{HttpResponse, types::State};
 use super::AppState;
 use crate::error::ApiError;
 use crate::jobs::queue;
-use crate::metrics::gauge;
+use crate::metrics::unlabelled;
 
 pub async fn metrics(state: State<AppState>) -> HttpResponse {
     let mut out = String::with_capacity(4096);
     state.metrics.render(&mut out);
-    gauge(
+    unlabelled(
         &mut out,
         "scaleout_draining",
         "gauge",
         "1 once this replica received SIGTERM.",
         u8::from(state.drain.is_draining()),
     );
-    gauge(
+    unlabelled(
         &mut out,
         "scaleout_requests_handled_total",
         "counter",
