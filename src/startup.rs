@@ -3,7 +3,7 @@
 //! until a signal, then drains (see [`crate::shutdown`]).
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +49,6 @@ pub struct Application {
     server: Server,
     /// Caught before "listening" is logged: see [`Signals`].
     signals: Signals,
-    addr: SocketAddr,
     drain: Drain,
     settings: Arc<Settings>,
     /// The app's fleet entry; `scaleout web` has none.
@@ -146,15 +145,10 @@ impl Application {
         Ok(Self {
             server,
             signals,
-            addr,
             drain,
             settings,
             member,
         })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addr.port()
     }
 
     /// Serves until SIGTERM/SIGINT, then: `/healthz` 503 at once, keep serving for
