@@ -218,3 +218,13 @@ a reason from here.
 checkov.io/skip{{ add1 $i }}: {{ printf "%s=%s" $id (index $reasons $id) | quote }}
 {{- end }}
 {{- end }}
+
+{{/*
+A probe command that PINGs Redis or a Sentinel on .port, as the nopass healthcheck user
+when .auth. redis-cli exits 0 even on an error reply (NOAUTH), so the answer is compared.
+*/}}
+{{- define "scaleout.redisPing" -}}
+- sh
+- -c
+- {{ printf "[ \"$(redis-cli -p %d%s ping)\" = PONG ]" (int .port) (ternary " --no-auth-warning --user healthcheck --pass healthcheck" "" .auth) | quote }}
+{{- end }}
