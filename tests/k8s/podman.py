@@ -21,6 +21,7 @@ Closing line: 'N passed, N failed'.
 import http.cookiejar
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -164,6 +165,13 @@ def main():
     docs, values = render()
     print(f"render: {' '.join(str(v.relative_to(ROOT)) if v.is_relative_to(ROOT) else str(v) for v in values)}")
     report("the podman render passes render_checks too", render_checks.check(docs))
+    # the port each container listens on, before for_podman drops the container ports
+    ports = {}
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            name = d["metadata"]["name"] + ("-0" if d["kind"] == "StatefulSet" else "")
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                ports[(name, c["name"])] = (c.get("ports") or [{}])[0].get("containerPort")
     play = for_podman(docs)
     deploy = {d["metadata"]["name"]: d for d in play if d["kind"] == "Deployment"}
     app = next(d for n, d in deploy.items() if n.endswith("-app"))
@@ -193,7 +201,8 @@ def main():
         pods = pm.names("pod", "ps")
         containers = pm.names("ps")
 
-        # every probe of every played container, run in it
+        # every probe of every played container, run in it; and again against a port
+        # nothing listens on, where it must fail
         fails, ran = [], 0
         for d in play:
             spec = pod_spec(d)
@@ -208,10 +217,15 @@ def main():
                 for kind in ("livenessProbe", "readinessProbe"):
                     if c.get(kind):
                         ran += 1
-                        code, out, err = pm("exec", ctr, *c[kind]["exec"]["command"], check=False)
+                        cmd = c[kind]["exec"]["command"]
+                        code, out, err = pm("exec", ctr, *cmd, check=False)
                         if code != 0:
-                            fails.append(f"{ctr} {kind} {c[kind]['exec']['command']}: exit {code} {out.strip()} {err.strip()}")
-        report(f"{ran} probes, run in their containers, pass", fails if ran else ["no probe ran"])
+                            fails.append(f"{ctr} {kind} {cmd}: exit {code} {out.strip()} {err.strip()}")
+                        port = ports[(d["metadata"]["name"], c["name"])]
+                        elsewhere = [re.sub(rf"(?<![0-9]){port}(?![0-9])", "1", a) for a in cmd]
+                        if elsewhere == cmd or pm("exec", ctr, *elsewhere, check=False)[0] == 0:
+                            fails.append(f"{ctr} {kind} passes on port 1 too: {elsewhere}")
+        report(f"{ran} probes, run in their containers, pass (and fail against port 1)", fails if ran else ["no probe ran"])
         running = subprocess.run(["pgrep", "-f", f"{base}/(root|run)"], capture_output=True, text=True).stdout.split()
         report(f"while up, {len(running)} processes (conmon) name the storage: the 'nothing left' check sees them",
                [] if running else ["pgrep finds none"])

@@ -250,6 +250,20 @@ def check_settings(docs):
     return out
 
 
+def check_redis_probes(docs):
+    """redis-cli exits 0 even on an error reply (NOAUTH, LOADING): a probe running it must
+    compare its answer, or it can never fail."""
+    out = []
+    for w, tpl in workloads(docs):
+        for c in tpl["spec"]["containers"]:
+            for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+                cmd = (c.get(kind) or {}).get("exec", {}).get("command") or []
+                text = " ".join(cmd)
+                if "redis-cli" in text and not (cmd[:2] == ["sh", "-c"] and re.search(r'" = (PONG|OK) \]', text)):
+                    out.append(f"{w['metadata']['name']}/{c['name']}: {kind} takes redis-cli's exit status: {cmd}")
+    return out
+
+
 def check_version(docs):
     out = []
     for d in docs:
@@ -270,7 +284,7 @@ def check_waivers(docs):
 
 
 CHECKS = [check_selectors, check_probes, check_ports, check_drain, check_resources,
-          check_settings, check_version, check_waivers]
+          check_settings, check_redis_probes, check_version, check_waivers]
 
 
 def check(docs):
@@ -316,6 +330,11 @@ def _m_settings(docs):
     _app(docs)["env"].append({"name": "REDIS_PASWORD_FILE", "value": "/run/secrets/x"})
 
 
+def _m_redis_probes(docs):
+    c = _find(docs, "StatefulSet", "-redis")["spec"]["template"]["spec"]["containers"][0]
+    c["livenessProbe"]["exec"]["command"] = ["redis-cli", "-p", "6379", "ping"]
+
+
 def _m_version(docs):
     _find(docs, "Service", "-app")["metadata"]["labels"]["app.kubernetes.io/version"] = "9.9.9"
 
@@ -326,7 +345,7 @@ def _m_waivers(docs):
 
 MUTATIONS = {check_selectors: _m_selectors, check_probes: _m_probes, check_ports: _m_ports,
              check_drain: _m_drain, check_resources: _m_resources, check_settings: _m_settings,
-             check_version: _m_version, check_waivers: _m_waivers}
+             check_redis_probes: _m_redis_probes, check_version: _m_version, check_waivers: _m_waivers}
 
 
 def self_test(docs):
