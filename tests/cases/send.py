@@ -146,7 +146,7 @@ def main():
             requests += 1
             seen[got] = seen.get(got, 0) + 1
             by_status[got] = by_status.get(got, 0) + 1
-            problem = f"status {got}, want {status}" if got != status else (check(headers, body) if got else None)
+            problem = f"status {got}, want {status}: {body[:60]!r}" if got != status else (check(headers, body) if got else None)
             if problem and problem not in problems:
                 problems.append(problem)
         if not healthy(args.host, args.port, prefix):
