@@ -161,19 +161,15 @@ redis_ping() {
 }
 
 # ---------------------------------------------------------------- Redis logins
-# One secret file per ACL user, redis-<user>-password, made once per state dir; Redis
-# and the Sentinels get all of them (deploy/redis/entrypoint.sh builds their ACL from
-# them), app and worker only their own. No password is ever an argument or a log line.
+# One secret file per ACL user, redis-<user>-password, made once per state dir by
+# deploy/redis/secrets.sh; Redis and the Sentinels get all of them (deploy/redis/entrypoint.sh
+# builds their ACL from them), app and worker only their own. No password is ever an
+# argument or a log line.
 SECRETS=$S/secrets
-REDIS_USERS=(admin app worker replication sentinel)
 make_secrets() {
-  local u f
-  (umask 077; mkdir -p "$SECRETS")
-  for u in "${REDIS_USERS[@]}"; do
-    f=$SECRETS/redis-$u-password
-    [[ -s $f ]] && continue
-    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$f.new" && mv -f "$f.new" "$f")
-  done
+  local out
+  out=$("$ROOT/deploy/redis/secrets.sh" "$SECRETS") || die "deploy/redis/secrets.sh $SECRETS failed"
+  log "$out"
 }
 # redis-cli as `admin`, the password passed in the environment (REDISCLI_AUTH), not argv.
 rcli() {
