@@ -54,7 +54,7 @@
       # fixed-output derivation `frontend` below. .ci/nix-check rebuilds the
       # frontend twice and fails, printing the new value, when this is stale.
       # Refresh with: .ci/nix-check --update-frontend-hash
-      frontendDistHash = "sha256-uwAwp6TzP08ti6DV7irXv+k+3dZQQgR/UxSFY7OpK9Q="; # frontend-dist-hash
+      frontendDistHash = "sha256-UmN0yNsRkzNftcnP5ndYgulEogJVdA3S6D1RKQWiQU8="; # frontend-dist-hash
 
       webRoot = "/srv/www";
 

@@ -43,9 +43,9 @@ describe('decoders', () => {
     expect(() => decodeInstances({ served_by: 'x', instances: {} })).toThrow(/instances/)
   })
 
-  it('decodes GET /jobs and normalises numeric ids', () => {
+  it('decodes GET /jobs', () => {
     const res = decodeJobs({
-      jobs: [job, { ...job, id: 7, worker: null, status: 'dead', last_error: 'boom' }],
+      jobs: [job, { ...job, id: 'j7', worker: null, status: 'dead', last_error: 'boom' }],
       queue_length: 1,
       processing_length: 1,
       delayed_length: 0,
@@ -53,9 +53,10 @@ describe('decoders', () => {
       served_by: 'app-2',
     })
     expect(res.jobs[0]).toEqual(job)
-    expect(res.jobs[1]?.id).toBe('7')
+    expect(res.jobs[1]?.id).toBe('j7')
     expect(res.jobs[1]?.worker).toBeNull()
     expect(() => decodeJobs({ ...res, jobs: [{ ...job, status: 'running' }] })).toThrow(/status/)
+    expect(() => decodeJobs({ ...res, jobs: [{ ...job, id: 7 }] })).toThrow(/"id" should be a string/)
   })
 
   it('checks every field the Rust types declare, delayed_length too', () => {

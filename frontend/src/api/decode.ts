@@ -42,21 +42,12 @@ function expected(f: Field): string {
   return expected(f.optional)
 }
 
-/**
- * Job ids are strings; a numeric id is accepted and normalised. A decoding policy, not a
- * shape: it applies to every string field called `id`.
- */
-function lenientId(key: string, f: Field, v: unknown): unknown {
-  return key === 'id' && f === 'string' && typeof v === 'number' && Number.isFinite(v) ? String(v) : v
-}
-
 /** Checks value `v` of field `key` against `f`; returns it, with nested objects decoded. */
 function value(key: string, f: Field, v: unknown): unknown {
   const wrong = (): never => {
     throw new DecodeError(`field "${key}" should be ${expected(f)}`)
   }
   if (typeof f === 'string') {
-    v = lenientId(key, f, v)
     if (typeof v !== f || (f === 'number' && !Number.isFinite(v))) wrong()
     return v
   }
