@@ -10,9 +10,10 @@
 use std::collections::BTreeSet;
 
 /// Every module of `src/`, bottom to top, in the groups of the layering. A module may use
-/// the modules before it (in an earlier group, or earlier in its own) and its own
-/// submodules; a file's module is the longest entry its path starts with (`routes::kv`
-/// is part of `routes`). Within a group the order matters only where one uses another.
+/// itself and the modules before it (in an earlier group, or earlier in its own). A file
+/// belongs to the longest entry its module path starts with: `routes::kv` is part of
+/// `routes`, while `jobs::queue` is an entry of its own, which `jobs` may not use. Within
+/// a group the order matters only where one uses another.
 const LAYERS: &[&[&str]] = &[
     // Leaves: each uses no module of scaleout, or only config or keys.
     &[
