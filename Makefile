@@ -30,7 +30,7 @@ images: ## the same images without Nix, from the musl build (installs its tools)
 	@$(MAKE) --no-print-directory release frontend
 	tests/compose/build-images.sh scaleout
 
-up: ## start the stack with N (3) replicas and wait until healthy; builds images if missing
+up: ## start the stack with N (3) replicas and wait until healthy; makes the Redis passwords (.secrets/) and images if missing
 	@why=$$(command -v docker >/dev/null && docker version -f '{{.Server.Version}}' 2>&1 >/dev/null) || \
 	  { echo "make up: no Docker engine ($${why:-no docker command}); run the same stack without Docker: make local" >&2; exit 1; }
 	@docker compose version >/dev/null 2>&1 || tests/compose/compose-plugin.sh
@@ -43,6 +43,7 @@ up: ## start the stack with N (3) replicas and wait until healthy; builds images
 	  echo "make up: building the images without Nix ($$why): make images"; \
 	  $(MAKE) --no-print-directory images; \
 	fi
+	@deploy/redis/secrets.sh .secrets 0644
 	docker compose up -d --scale app=$(N) --wait
 	@echo "scaleout is up: http://localhost:8080/  (Traefik dashboard: http://127.0.0.1:8081/)"
 
