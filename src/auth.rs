@@ -5,9 +5,11 @@
 //! kept in a [`Password`], which has no `Display` and a redacted `Debug`, so no log line,
 //! error or page can print it; redis-rs redacts it in its own `Debug` output.
 //!
-//! Rotation: a [`Login`] reads its file again when Redis refuses the password it has
-//! ([`refused`]), so an operator can change the ACL and the file in either order and
-//! the process follows at its next failed login, with no restart (see docs/security.md).
+//! Rotation: a [`Login`] reads its file at every keep-warm check, and dials again as soon
+//! as it holds another password; so an operator who gives the user a second password,
+//! writes it into the file and then removes the old one rotates with no restart and no
+//! failed request, and one who changes the ACL first gets fast 503s until the file
+//! follows (see docs/security.md).
 //!
 //! TLS uses the redis crate's rustls support with the ring provider: the CA (and the
 //! optional client certificate) are read once at start-up; a file that cannot be read is
@@ -38,6 +40,8 @@ pub struct Login {
     variable: &'static str,
     file: Option<String>,
     password: Mutex<Option<Password>>,
+    /// Set while the file cannot be read, so that is logged once, not at every check.
+    unreadable: AtomicBool,
     /// Set while logins fail, so the refusal is logged once, not at every retry.
     refusing: AtomicBool,
 }
@@ -49,48 +53,50 @@ impl Login {
             variable,
             file: (!file.is_empty()).then(|| file.to_owned()),
             password: Mutex::new(None),
+            unreadable: AtomicBool::new(false),
             refusing: AtomicBool::new(false),
         };
-        login.reread();
+        login.changed();
         login
     }
 
-    pub fn user(&self) -> &str {
-        &self.user
-    }
-
-    /// Reads the password file again. True when it now holds another password than
-    /// before; a file that cannot be read keeps the old password and is logged.
-    pub fn reread(&self) -> bool {
+    /// Reads the password file again (every keep-warm check does, 4 times a second: a
+    /// small read). True when it now holds another password than before, which the
+    /// caller then dials with. A file that cannot be read, or is empty, keeps the old
+    /// password; that is logged once, until it can be read again.
+    pub fn changed(&self) -> bool {
         let Some(file) = &self.file else {
             return false;
         };
-        let read = match std::fs::read_to_string(file) {
-            Ok(text) => match text.lines().next().map(str::trim) {
-                Some(line) if !line.is_empty() => Some(Password(line.to_owned())),
-                _ => {
-                    tracing::warn!(user = %self.user, file, "{} names an empty file", self.variable);
-                    None
-                }
-            },
-            Err(error) => {
-                tracing::warn!(user = %self.user, file, %error, "{} cannot be read", self.variable);
-                None
+        let read = std::fs::read_to_string(file).map(|text| {
+            let first = text.lines().next().map(str::trim).unwrap_or_default();
+            (!first.is_empty()).then(|| Password(first.to_owned()))
+        });
+        let Ok(Some(read)) = read else {
+            if !self.unreadable.swap(true, Ordering::Relaxed) {
+                let why = read
+                    .err()
+                    .map_or("it is empty".to_owned(), |e| e.to_string());
+                tracing::warn!(user = %self.user, file, "{} cannot be used: {why}", self.variable);
             }
-        };
-        let Some(read) = read else {
             return false;
         };
+        self.unreadable.store(false, Ordering::Relaxed);
         let mut password = self.password.lock().unwrap_or_else(PoisonError::into_inner);
-        let changed = password.as_ref() != Some(&read);
+        if password.as_ref() == Some(&read) {
+            return false;
+        }
+        let first = password.is_none();
         *password = Some(read);
-        changed
+        if !first {
+            tracing::info!(user = %self.user, "{} changed: logging in with it", self.variable);
+        }
+        true
     }
 
-    /// The server at `addr` refused this login ([`refused`]): logs it (once until a login
-    /// works again, naming the user and the server, never the password) and reads the
-    /// file again. True when the file now holds another password: dial again with it.
-    pub fn refused_by(&self, addr: &str) -> bool {
+    /// The server at `addr` refused this login ([`refused`]): logged once until a login
+    /// works again, naming the user and the server, never the password.
+    pub fn refused_by(&self, addr: &str) {
         if !self.refusing.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 user = %self.user,
@@ -99,11 +105,6 @@ impl Login {
                 self.variable
             );
         }
-        let changed = self.reread();
-        if changed {
-            tracing::info!(user = %self.user, "{} changed: logging in with it", self.variable);
-        }
-        changed
     }
 
     /// A login worked: the next refusal is news again.

@@ -189,6 +189,10 @@ impl Connector {
             return Ok(());
         }
         self.last_follow_ms.store(now, Ordering::Relaxed);
+        // A rotated Sentinel password: the kept connection logged in with the old one.
+        if self.sentinel.login.changed() {
+            *kept.lock().await = None;
+        }
         let named = ask_sentinels(&self.sentinel, sentinels, master, preferred, kept).await?;
         let current = self
             .current
@@ -246,9 +250,12 @@ impl Connector {
         up
     }
 
-    /// Redis refused this process's login: when the password file now holds another
-    /// password, the current primary is dialed again with it (every link reconnects).
-    fn login_refused(&self) {
+    /// When the password file holds another password than the one in use, the current
+    /// primary is dialed again with it (every link reconnects at its next call).
+    fn reload_password(&self) {
+        if !self.redis.login.changed() {
+            return;
+        }
         let current = self
             .current
             .read()
@@ -257,9 +264,6 @@ impl Connector {
         let Some(Target { addr, .. }) = current else {
             return;
         };
-        if !self.redis.login.refused_by(&addr) {
-            return;
-        }
         let client = match &self.source {
             Source::Url(url) => self.redis.client(url),
             Source::Sentinels { .. } => self.redis.client_for(&addr),
@@ -361,10 +365,14 @@ impl Link {
     /// it (standalone; this also makes a `ConnectionManager` reconnect after an outage) or
     /// ask its `ROLE` (Sentinel: a demoted primary makes `/readyz` 503).
     pub async fn check(&self) -> RedisResult<()> {
+        self.connector.reload_password();
         let checked = self.check_primary().await;
         match &checked {
             Ok(()) => self.connector.redis.login.accepted(),
-            Err(e) if auth::refused(e) => self.connector.login_refused(),
+            Err(e) if auth::refused(e) => {
+                let addr = self.connector.view().primary.unwrap_or_default();
+                self.connector.redis.login.refused_by(&addr);
+            }
             Err(_) => {}
         }
         checked
@@ -462,8 +470,7 @@ async fn ask_sentinels(
                 last_error = Some(format!("sentinel {} does not know {master}", sentinels[i]));
             }
             Ok(Err(e)) => {
-                // A refused login: the next try (the next tick) dials with the file's
-                // password, whether or not it changed.
+                // A refused login: the next follow reads the password file again.
                 if auth::refused(&e) {
                     dialer.login.refused_by(&sentinels[i]);
                 }

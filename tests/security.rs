@@ -257,6 +257,89 @@ async fn a_rotated_password_is_read_again_without_a_restart() {
     shows_none_of(&app, &[&old, &new]).await;
 }
 
+#[tokio::test]
+async fn a_second_password_rotates_with_no_failed_request() {
+    let redis = Redis::start();
+    let file = PasswordFile::new("second");
+    let old = password("app");
+    file.write(&old);
+    let app = app(
+        &redis,
+        &[
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_PASSWORD_FILE", file.path()),
+        ],
+    );
+    let first = get(app.addr(), "/").await;
+    assert_eq!(first.status, 200);
+    let sid = first.sid().unwrap();
+    let addr = app.addr();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, sid) = (stop.clone(), sid.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let res = common::http::send(addr, "GET", "/", Some(&sid), None).await;
+                statuses.push(res.map_or(0, |r| r.status));
+            }
+            statuses
+        })
+    };
+
+    // Both passwords work; the file changes; the app dials with the new one.
+    let new = random_hex();
+    assert_eq!(
+        redis
+            .cmd(&["ACL", "SETUSER", "app", &format!(">{new}")])
+            .as_deref(),
+        Some("+OK")
+    );
+    file.write(&new);
+    wait_for(
+        "the app to read the new password",
+        Duration::from_secs(2),
+        || {
+            app.logs()
+                .iter()
+                .any(|l| l.contains("REDIS_PASSWORD_FILE changed"))
+                .then_some(())
+        },
+    );
+    // The old one goes.
+    assert_eq!(
+        redis
+            .cmd(&["ACL", "SETUSER", "app", &format!("<{old}")])
+            .as_deref(),
+        Some("+OK")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = load.await.unwrap();
+    let failed: Vec<u16> = statuses.iter().copied().filter(|&s| s != 200).collect();
+    assert!(statuses.len() > 20, "requests made: {}", statuses.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        statuses.len()
+    );
+    // Every connection made to log in again logs in with the new password: no refusal.
+    redis
+        .cmd(&["CLIENT", "KILL", "USER", "app"])
+        .expect("killed");
+    until_ready(&app, 200, Duration::from_secs(1)).await;
+    let after = common::http::send(addr, "GET", "/", Some(&sid), None)
+        .await
+        .unwrap();
+    assert_eq!(after.status, 200);
+    assert!(
+        !app.logs().iter().any(|l| l.contains("refused the login")),
+        "no login was refused"
+    );
+    shows_none_of(&app, &[&old, &new]).await;
+}
+
 /// A CA, a server certificate it signed for 127.0.0.1, and a second CA that signed
 /// nothing here, made with `openssl`.
 struct Certs(PathBuf);
