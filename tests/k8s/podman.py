@@ -18,6 +18,7 @@ out. Podman keeps its storage in $PODMAN_BASE, emptied at the end.
 Closing line: 'N passed, N failed'.
 """
 
+import copy
 import http.cookiejar
 import json
 import os
@@ -95,6 +96,7 @@ def render():
 
 def for_podman(docs):
     """The played objects, in the order podman needs them (Redis first)."""
+    docs = copy.deepcopy(docs)
     out = []
     for d in docs:
         if d["kind"] in ("Secret", "ConfigMap", "Deployment"):
@@ -232,9 +234,11 @@ def main():
 
         if auth:
             redis = next(c for c in containers if "-redis-0-" in c)
-            port = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+            port = next(p for (pod, _), p in ports.items() if pod.endswith("-redis-0"))
             _, anon, _ = pm("exec", redis, "redis-cli", "-p", str(port), "ping", check=False)
-            _, wrong, _ = pm("exec", redis, "redis-cli", "-p", str(port), "--user", "app", "--pass", "wrong", "--no-auth-warning", "ping", check=False)
+            # redis-cli reports the failed AUTH on stderr and goes on unauthenticated
+            _, out, err = pm("exec", redis, "redis-cli", "-p", str(port), "--user", "app", "--pass", "wrong", "--no-auth-warning", "ping", check=False)
+            wrong = out + err
             fails = []
             if "NOAUTH" not in anon:
                 fails.append(f"a client without credentials got {anon.strip()!r}, not NOAUTH")
@@ -273,25 +277,24 @@ def main():
         report(f"a job enqueued on the app pod is done by the worker pod ({job.get('worker')}, {time.monotonic() - t0:.1f} s)" if job else "a job enqueued on the app pod is done by the worker pod", fails)
     finally:
         # kube down, then what it leaves by design: the PVC's volume (a cluster keeps a
-        # StatefulSet's claims too) and the Secret. Then nothing may be left.
+        # StatefulSet's claims too), and the volumes and secrets podman made of the
+        # ConfigMap and the Secret. Then nothing may be left.
         code, out, err = pm("kube", "down", str(play_file), check=False, timeout=60)
         report("podman kube down", [] if code == 0 else [err.strip()])
         left = {"pods": pm.names("pod", "ps", "-a"), "containers": pm.names("ps", "-a")}
-        claims = sorted(d["metadata"]["name"] for d in play if d["kind"] == "PersistentVolumeClaim")
-        volumes = pm.names("volume", "ls")
-        extra = sorted(set(volumes) - set(claims))
-        for v in set(volumes) & set(claims):
+        kept = sorted(d["metadata"]["name"] for d in play if d["kind"] in ("PersistentVolumeClaim", "ConfigMap", "Secret"))
+        for v in set(pm.names("volume", "ls")) & set(kept):
             pm("volume", "rm", v, check=False)
         _, secrets, _ = pm("secret", "ls", "--format", "{{.Name}}", check=False)
-        for s in secrets.split():
-            pm("secret", "rm", s, check=False)
-        left["volumes"] = pm.names("volume", "ls") + extra
+        for name in set(secrets.split()) & set(kept):
+            pm("secret", "rm", name, check=False)
+        left["volumes"] = pm.names("volume", "ls")
         _, secrets, _ = pm("secret", "ls", "--format", "{{.Name}}", check=False)
         left["secrets"] = secrets.split()
         # conmon and the containers' processes name the storage directories
         procs = subprocess.run(["pgrep", "-f", f"{base}/(root|run)"], capture_output=True, text=True).stdout.split()
         left["processes"] = procs
-        report(f"nothing left: no pod, container, process; only the claims' volumes {claims} (removed)",
+        report(f"nothing left: no pod, container, volume, secret, process (after removing what kube down keeps: {', '.join(kept)})",
                [f"{k}: {v}" for k, v in left.items() if v])
         pm("system", "reset", "--force", check=False)
         for p in base.iterdir():

@@ -26,7 +26,7 @@ if [ "${1:-}" = --podman-inner ]; then
       CONTAINERS_CONF=$base/containers.conf "${P[@]}" pod rm -af -t 0 >/dev/null 2>&1 || true
       CONTAINERS_CONF=$base/containers.conf "${P[@]}" system reset --force >/dev/null 2>&1 || true
     fi
-    rm -rf "$base"
+    rm -rf "$base" "$base.hosts"
   }
   trap cleanup EXIT
   printf '127.0.0.1 localhost\n127.0.0.1 scaleout-redis\n' >"$base.hosts"
