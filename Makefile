@@ -14,7 +14,7 @@ NIX := nix --extra-experimental-features 'nix-command flakes'
 
 .PHONY: help build images up scale down clean logs ps load local local-scale release frontend \
         deps check test test-rust test-frontend test-docs test-traefik test-e2e test-ha test-browser test-compose test-nix test-quickstart \
-        bench swarm-init swarm-leave swarm-deploy swarm-scale swarm-update swarm-rollback \
+        bench swarm-init swarm-secrets swarm-leave swarm-deploy swarm-scale swarm-update swarm-rollback \
         swarm-status swarm-rm test-swarm test-swarm-multi test-k8s
 
 help: ## this list
@@ -76,16 +76,33 @@ SERVICE ?= app
 RESOLVE_IMAGE ?= never
 # Swarm configs are immutable: stack.yaml names Traefik's after the content of its files.
 TRAEFIK_CONFIG_HASH = $(shell cat traefik/traefik-swarm.yml traefik/dynamic/*.yml | sha256sum | cut -c1-12)
+REDIS_CONFIG_HASH = $(shell cat deploy/redis/entrypoint.sh deploy/redis/users.acl | sha256sum | cut -c1-12)
+# The Redis passwords and TLS files of the Swarm stack: made once by swarm-init, kept here
+# (git-ignored; Swarm never shows a secret's value again), shipped by swarm-deploy as Swarm
+# secrets named after their content.
+SWARM_SECRETS ?= .secrets/swarm
+SWARM_SECRET_FILES = $(foreach u,admin app worker replication sentinel,redis-$(u)-password) \
+                     redis-tls-ca.crt redis-tls.crt redis-tls.key
+SWARM_SECRETS_HASH = $(shell cd $(SWARM_SECRETS) && cat $(SWARM_SECRET_FILES) | sha256sum | cut -c1-12)
 
-swarm-init: ## make this engine a Swarm manager, labelled as the home of Redis's volume
+swarm-init: ## make this engine a Swarm manager, labelled as the home of Redis's volume; then swarm-secrets
 	$(DOCKER) swarm init $(SWARM_INIT_FLAGS)
 	$(DOCKER) node update --label-add scaleout.redis=true "$$($(DOCKER) info -f '{{.Swarm.NodeID}}')"
+	@$(MAKE) --no-print-directory swarm-secrets
+
+swarm-secrets: ## the Swarm stack's Redis passwords and TLS files in SWARM_SECRETS (.secrets/swarm), those missing
+	@deploy/redis/secrets.sh $(SWARM_SECRETS)
+	@deploy/redis/certs.sh $(SWARM_SECRETS) redis
+	@echo "These files are the only readable copy (Swarm never shows a secret again); make swarm-deploy ships them."
 
 swarm-leave: ## leave the swarm (the last manager takes the swarm with it)
 	$(DOCKER) swarm leave --force
 
 swarm-deploy: ## deploy or update stack.yaml (TAG=latest); the images must be on every node
-	SCALEOUT_TRAEFIK_CONFIG=$(TRAEFIK_CONFIG_HASH) SCALEOUT_TAG=$(TAG) \
+	@cd $(SWARM_SECRETS) 2>/dev/null && ls $(SWARM_SECRET_FILES) >/dev/null 2>&1 || \
+	  { echo "swarm-deploy: no Redis secrets in $(SWARM_SECRETS): make swarm-init made them there (copy that directory here, or set SWARM_SECRETS)" >&2; exit 1; }
+	SCALEOUT_TRAEFIK_CONFIG=$(TRAEFIK_CONFIG_HASH) SCALEOUT_REDIS_CONFIG=$(REDIS_CONFIG_HASH) \
+	  SCALEOUT_SECRETS_DIR=$(abspath $(SWARM_SECRETS)) SCALEOUT_SECRETS=$(SWARM_SECRETS_HASH) SCALEOUT_TAG=$(TAG) \
 	  $(DOCKER) stack deploy --prune --resolve-image $(RESOLVE_IMAGE) -c stack.yaml $(STACK)
 
 swarm-scale: ## scale the Swarm app to N replicas, live; returns once they run
