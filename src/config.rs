@@ -1,6 +1,6 @@
 //! Configuration: every setting comes from one environment variable, read once at start-up
 //! with envy into [`Settings`]. The table [`VARS`] is the one home of each variable's name,
-//! default, meaning and rule: `--help`, the defaults and README's configuration table
+//! default, meaning and rule: `--help`, the defaults and docs/configuration.md's table
 //! (checked by a test) all come from it.
 
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use DefaultValue::{Computed, Text, Unset};
 /// Every variable scaleout reads, as `(name, default, meaning, rule)`. The value is parsed
 /// by the type of its [`Settings`] field (the field is the name in lower case); `rule` is
 /// what it must meet beyond that. A default is text parsed like a value the user gave, so
-/// it cannot disagree with the parser. `meaning` is Markdown: README shows it as is,
+/// it cannot disagree with the parser. `meaning` is Markdown: docs/configuration.md shows it as is,
 /// `--help` without the backticks.
 pub const VARS: &[Var] = &[
     var(
@@ -27,7 +27,7 @@ pub const VARS: &[Var] = &[
     var(
         "REDIS_SENTINELS",
         Unset,
-        "comma-separated `host:port` Sentinels: follow the primary they name (see Redis high availability)",
+        "comma-separated `host:port` Sentinels: follow the primary they name (see docs/redis-ha.md)",
         Rule::HostPorts,
     ),
     var(
@@ -196,7 +196,7 @@ impl DefaultValue {
         }
     }
 
-    /// How `--help` and README show it: fixed text in backticks, a computed one described.
+    /// How `--help` and docs/configuration.md show it: fixed text in backticks, a computed one described.
     fn shown(self) -> String {
         match self {
             Self::Text(text) => format!("`{text}`"),
@@ -410,7 +410,7 @@ impl Settings {
         out
     }
 
-    /// README's configuration table, which a test keeps equal to this.
+    /// docs/configuration.md's settings table, which a test keeps equal to this.
     pub fn markdown_table() -> String {
         let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
         for (name, default, meaning, _) in VARS {

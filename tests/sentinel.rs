@@ -122,7 +122,7 @@ async fn a_demoted_primary_is_left_for_the_one_the_sentinels_promote() {
             .unwrap();
         answers.push(r.status);
         // No check on the count: without WAIT, hits the old primary took after the
-        // promotion and before the Sentinel published it are lost (see README).
+        // promotion and before the Sentinel published it are lost (see docs/guarantees.md).
         if r.status == 200 {
             assert_eq!(r.json()["session_id"], sid.as_str());
             if get(app.addr(), "/redis").await.json()["primary"] == replica.addr().as_str() {
