@@ -3,10 +3,11 @@
 # committed HEAD into a temporary directory),
 #
 # 1. `make up`: the Makefile picks how to build the images (here: not with Debian's old Nix,
-#    which cannot evaluate the flake, but from the musl build) and starts the compose stack;
-#    then the README's curl flows through http://localhost:8080 (cookie jar: one session,
-#    count 1 then 2; served_by rotates over the 3 replicas; set/get; enqueue -> job done);
-#    then `make down`;
+#    which cannot evaluate the flake, but from the musl build), makes the Redis passwords
+#    (.secrets/, saying where) and starts the compose stack; then the README's curl flows
+#    through http://localhost:8080 (cookie jar: one session, count 1 then 2; served_by
+#    rotates over the 3 replicas; set/get; enqueue -> job done); a second `make up` keeps
+#    the passwords; then `make down`;
 # 2. `make local` in the background (in its own process group, like a terminal), the same
 #    flows, then Ctrl-C (SIGINT to that group): every process it started is gone, 8080 free.
 #
@@ -226,7 +227,7 @@ t=$(ms)
 (cd "$CLONE" && umake up) >"$TMP/up.log" 2>&1
 rc=$?
 up_ms=$(($(ms) - t))
-grep -E '^(make up|release|build-images|deps):|Finished|scaleout is up' "$TMP/up.log" | sed 's/^/  /'
+grep -E '^(make up|release|build-images|deps|Redis passwords):|Finished|scaleout is up' "$TMP/up.log" | sed 's/^/  /'
 if [ "$rc" != 0 ]; then
   tail -n 30 "$TMP/up.log" | sed 's/^/  | /'
   die "make up (exit $rc after $((up_ms / 1000)) s)"
@@ -235,6 +236,16 @@ ok "make up: stack healthy $((up_ms / 1000)) s after the command (images built, 
 if [ "$nix_ok" = 0 ]; then
   check "make up said it builds without Nix, and why" grep -q '^make up: building the images without Nix (' "$TMP/up.log"
 fi
+check "make up said where the Redis passwords are: $CLONE/.secrets/, 5 created" \
+  grep -qF "Redis passwords: $CLONE/.secrets/redis-{admin,app,worker,replication,sentinel}-password (5 created, 0 kept" "$TMP/up.log"
+# (the passwords stay in this shell: never an argument of a command, which ps would show)
+secret_files() { (cd "$CLONE/.secrets" && stat -c '%a %n' . redis-*-password && cat redis-*-password) 2>&1; }
+secrets_before=$(secret_files)
+secrets_ok() {
+  [ "$(grep -c '^644 redis-[a-z]*-password$' <<<"$secrets_before")" = 5 ] && grep -qx '700 \.' <<<"$secrets_before" &&
+    [ "$(grep -cE '^[0-9a-f]{48}$' <<<"$secrets_before")" = 5 ] && [ -z "$(git -C "$CLONE" status --porcelain)" ]
+}
+check "5 password files of 48 hex digits, 0644 in a 0700 directory, git-ignored" secrets_ok
 
 cids() { docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"; }
 app_hosts=$(cids app | xargs -r docker inspect -f '{{.Config.Hostname}}' | sort)
@@ -243,6 +254,13 @@ check "3 app containers and a worker run" test "$(wc -l <<<"$app_hosts")" = 3 -a
 traefik_up() { curl -sf -m 3 "http://127.0.0.1:$DPORT/api/http/services/app@docker" | jq -e '[.serverStatus // {} | to_entries[] | select(.value == "UP")] | length == 3' >/dev/null 2>&1; }
 check "Traefik sees the 3 replicas UP" wait_until 30 traefik_up
 flows "$app_hosts" "$worker_host"
+
+say "make up again: the passwords are kept"
+(cd "$CLONE" && umake up) >"$TMP/up2.log" 2>&1
+rc=$?
+grep -E '^Redis passwords:|scaleout is up' "$TMP/up2.log" | sed 's/^/  /'
+secrets_kept() { [ "$rc" = 0 ] && grep -qF "(0 created, 5 kept" "$TMP/up2.log" && [ "$(secret_files)" = "$secrets_before" ]; }
+check "second make up: exit 0 (got $rc), '0 created, 5 kept', the same files" secrets_kept
 
 say "make down"
 (cd "$CLONE" && umake down) >"$TMP/down.log" 2>&1
