@@ -1,12 +1,10 @@
 //! Black-box tests of `scaleout app` against a real Redis: every route, every error,
 //! malformed input, concurrency, a Redis outage, and the SIGTERM drain.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::http::{self, get, send};
-use common::{Redis, Scaleout, cases, wait_for};
+use crate::common::http::{self, get, send};
+use crate::common::{Redis, Scaleout, cases, password, wait_for};
 
 fn app(redis: &Redis, extra: &[(&str, &str)]) -> Scaleout {
     let url = redis.url();
@@ -808,7 +806,7 @@ async fn a_busy_redis_is_unavailable_not_an_internal_error() {
     // A script that never ends: after 50 ms Redis answers everyone else BUSY.
     let mut blocker = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
     let script = "while true do end";
-    let password = common::password("admin");
+    let password = password("admin");
     write!(
         blocker,
         "*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n${}\r\n{password}\r\n\

@@ -2,13 +2,11 @@
 //! settings, `healthcheck`'s default target, and the allocator default the binary sets
 //! for itself. Real processes; every one is killed if a check fails.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Redis, Scaleout, wait_for};
+use crate::common::{Redis, Scaleout, login_env, wait_for};
 
 /// What a finished `scaleout` run left: exit code, stdout, stderr.
 struct Outcome {
@@ -194,7 +192,7 @@ fn stop_at_once(command: &str, ready_line: &str, redis: &Redis) -> (bool, String
             .env_clear()
             .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("REDIS_URL", redis.url())
-            .envs(common::login_env(if command == "worker" {
+            .envs(login_env(if command == "worker" {
                 "worker"
             } else {
                 "app"

@@ -2,8 +2,6 @@
 //! on the real `scaleout app`, the real `scaleout worker` processes (killed, stopped and
 //! cut off from Redis), and the claim fencing at the Redis level through the library.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +18,8 @@ use scaleout::metrics::Metrics;
 use scaleout::store::{RedisFailure, Store};
 use serde_json::Value;
 
-use common::http::{self, get, send};
-use common::{Redis, Scaleout};
+use crate::common::http::{self, get, send};
+use crate::common::{Redis, Scaleout, login_env};
 
 /// Polls `check` every 20 ms until it gives `Some`, or gives up after `timeout`.
 async fn poll<T>(timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
@@ -48,8 +46,8 @@ async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Opt
 /// and the worker at once (the processes the tests start log in as their own users).
 fn store(redis: &Redis) -> Store {
     let vars = [("REDIS_URL".to_string(), redis.url())];
-    let settings = Settings::from_vars(vars.into_iter().chain(common::login_env("admin")))
-        .expect("a redis url");
+    let settings =
+        Settings::from_vars(vars.into_iter().chain(login_env("admin"))).expect("a redis url");
     Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
 }
 
@@ -63,8 +61,7 @@ fn waiting_store(redis: &Redis, timeout_ms: u64) -> Store {
         ("REDIS_WAIT_TIMEOUT_MS", timeout_ms.to_string()),
     ];
     let vars = vars.into_iter().map(|(k, v)| (k.to_string(), v));
-    let settings =
-        Settings::from_vars(vars.chain(common::login_env("admin"))).expect("valid settings");
+    let settings = Settings::from_vars(vars.chain(login_env("admin"))).expect("valid settings");
     Store::connect_lazy(&settings, Arc::new(Metrics::default())).expect("a redis url")
 }
 

@@ -1,12 +1,10 @@
 //! `scaleout load` must notice what it claims to check: failures and broken sessions,
 //! and must survive a server that answers nonsense (counted failures, never a panic).
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Redis, Scaleout, wait_for};
+use crate::common::{Redis, Scaleout, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn load(url: &str, args: &[&str]) -> std::process::Child {

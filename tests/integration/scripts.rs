@@ -3,18 +3,16 @@
 //! nothing, when the data changed after the caller read it; and what it was told must be
 //! enough to keep the dead-letter list's promise even when it shrinks by many ids at once.
 
-mod common;
-
 use std::time::Duration;
 
 use redis::{AsyncCommands, Value};
 use scaleout::{keys, scripts};
 
-use common::{Redis, Scaleout, wait_for};
+use crate::common::{Redis, Scaleout, password, wait_for};
 
 async fn connection(redis: &Redis) -> redis::aio::MultiplexedConnection {
     redis
-        .client_as(Some(("admin", &common::password("admin"))))
+        .client_as(Some(("admin", &password("admin"))))
         .get_multiplexed_async_connection()
         .await
         .unwrap()

@@ -2,14 +2,12 @@
 //! redis-server and Sentinel processes, the app's login with a password file that can be
 //! wrong, missing or rotated, and TLS with certificates made here by `openssl`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::http::get;
-use common::{Redis, Scaleout, password, random_hex, wait_for};
+use crate::common::http::{get, send};
+use crate::common::{Redis, Scaleout, password, random_hex, wait_for};
 
 fn app(redis: &Redis, extra: &[(&str, &str)]) -> Scaleout {
     let url = redis.url();
@@ -231,7 +229,7 @@ async fn a_rotated_password_is_read_again_without_a_restart() {
     redis
         .cmd(&["CLIENT", "KILL", "USER", "app"])
         .expect("killed");
-    let during = common::http::send(app.addr(), "GET", "/", Some(&sid), None)
+    let during = send(app.addr(), "GET", "/", Some(&sid), None)
         .await
         .unwrap();
     assert!(
@@ -242,7 +240,7 @@ async fn a_rotated_password_is_read_again_without_a_restart() {
     until_ready(&app, 503, Duration::from_secs(2)).await;
     file.write(&new);
     until_ready(&app, 200, Duration::from_secs(2)).await;
-    let after = common::http::send(app.addr(), "GET", "/", Some(&sid), None)
+    let after = send(app.addr(), "GET", "/", Some(&sid), None)
         .await
         .unwrap();
     assert_eq!(after.status, 200);
@@ -280,7 +278,7 @@ async fn a_second_password_rotates_with_no_failed_request() {
         tokio::spawn(async move {
             let mut statuses = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let res = common::http::send(addr, "GET", "/", Some(&sid), None).await;
+                let res = send(addr, "GET", "/", Some(&sid), None).await;
                 statuses.push(res.map_or(0, |r| r.status));
             }
             statuses
@@ -329,9 +327,7 @@ async fn a_second_password_rotates_with_no_failed_request() {
         .cmd(&["CLIENT", "KILL", "USER", "app"])
         .expect("killed");
     until_ready(&app, 200, Duration::from_secs(1)).await;
-    let after = common::http::send(addr, "GET", "/", Some(&sid), None)
-        .await
-        .unwrap();
+    let after = send(addr, "GET", "/", Some(&sid), None).await.unwrap();
     assert_eq!(after.status, 200);
     assert!(
         !app.logs().iter().any(|l| l.contains("refused the login")),
@@ -437,7 +433,7 @@ async fn tls_only_redis_refuses_plaintext_serves_the_app_and_rejects_a_wrong_ca(
     let first = get(app.addr(), "/").await;
     assert_eq!(first.status, 200, "{}", first.text());
     let sid = first.sid().unwrap();
-    let second = common::http::send(app.addr(), "GET", "/", Some(&sid), None)
+    let second = send(app.addr(), "GET", "/", Some(&sid), None)
         .await
         .unwrap();
     assert_eq!(second.json()["session_count"], 2);

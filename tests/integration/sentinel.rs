@@ -4,19 +4,17 @@
 //! (READONLY on every write, forever). The crash case, under load through Traefik, is
 //! tests/ha/run.py.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::http::{get, send};
-use common::{Redis, Scaleout, wait_for};
+use crate::common::http::{get, send};
+use crate::common::{Redis, Scaleout, password, wait_for};
 
 /// A reply from `redis-cli` (as `admin`), one line per element.
 fn cli(redis: &Redis, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-p", &redis.port.to_string(), "--user", "admin"])
-        .env("REDISCLI_AUTH", common::password("admin"))
+        .env("REDISCLI_AUTH", password("admin"))
         .args(args)
         .output()
         .expect("redis-cli on PATH (apt-get install redis-tools)");

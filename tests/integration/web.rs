@@ -1,12 +1,10 @@
 //! Black-box tests of `scaleout web`: MIME types, caching, precompression, the SPA
 //! fallback, HEAD, revalidation, and traversal attempts that must never leave WEB_ROOT.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::Scaleout;
-use common::http::{get, raw};
+use crate::common::Scaleout;
+use crate::common::http::{self, get, raw};
 
 /// A throwaway WEB_ROOT shaped like Vite's dist/, plus a secret outside it.
 struct Site {
@@ -271,7 +269,7 @@ async fn accept_encoding_q_zero_is_a_refusal() {
 }
 
 /// One GET against a fresh `scaleout web` on the site as it is now on disk.
-async fn get_with(site: &Site, path: &str, extra: &str) -> common::http::Response {
+async fn get_with(site: &Site, path: &str, extra: &str) -> http::Response {
     let web = Scaleout::server("web", &[("WEB_ROOT", &site.root())]);
     raw(web.addr(), &request("GET", path, extra)).await.unwrap()
 }

@@ -8,8 +8,6 @@
 //! user (`app`, or `worker`) unless the test sets `REDIS_USERNAME` itself; the harness's
 //! own commands log in as `admin`.
 
-#![allow(dead_code)] // each test file uses a different part of the harness
-
 pub mod cases;
 pub mod http;
 
