@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::http::{self, get, send};
-use crate::common::{Redis, Scaleout, cases, password, wait_for};
+use crate::common::{Redis, Scaleout, cases, password, poll, until, wait_for};
 
 fn app(redis: &Redis, extra: &[(&str, &str)]) -> Scaleout {
     let url = redis.url();
@@ -570,19 +570,13 @@ async fn redis_outage_fails_fast_and_heals_without_restart() {
 
     redis.restart();
     let back = Instant::now();
-    let healed = loop {
+    let healed = until("the app to heal", Duration::from_secs(2), async || {
         let res = send(app.addr(), "GET", "/", Some(&sid), None)
             .await
             .unwrap();
-        if res.status == 200 {
-            break res;
-        }
-        assert!(
-            back.elapsed() < Duration::from_secs(2),
-            "not healed within 2 s"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+        (res.status == 200).then_some(res)
+    })
+    .await;
     println!("healed {:?} after Redis returned", back.elapsed());
     assert_eq!(
         healed.json()["session_count"],
@@ -599,16 +593,12 @@ async fn sigterm_drains_then_exits_zero() {
     let addr = app.addr();
     app.signal("TERM");
     let signalled = Instant::now();
-    loop {
-        if get(addr, "/healthz").await.status == 503 {
-            break;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(1),
-            "/healthz still 200 after 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(
+        "/healthz to answer 503",
+        Duration::from_secs(1),
+        async || (get(addr, "/healthz").await.status == 503).then_some(()),
+    )
+    .await;
     // Still serving normally while draining.
     while signalled.elapsed() < Duration::from_millis(1500) {
         assert_eq!(get(addr, "/").await.status, 200);
@@ -631,70 +621,10 @@ async fn sigterm_drains_then_exits_zero() {
     }
 }
 
-#[test]
-fn invalid_settings_exit_2_naming_the_variable() {
-    for (var, value) in [
-        ("DRAIN_SECS", "soon"),
-        ("LOG_FORMAT", "xml"),
-        ("LISTEN_ADDR", "here"),
-    ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaleout"))
-            .arg("app")
-            .env(var, value)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{var}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "one line: {err}");
-        assert!(err.contains(var), "{err}");
-    }
-}
-
-#[test]
-fn help_lists_every_setting() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaleout"))
-        .args(["app", "--help"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
-    for (name, ..) in scaleout::config::VARS {
-        assert!(help.contains(name), "--help lacks {name}");
-    }
-}
-
-#[tokio::test]
-async fn healthcheck_command_follows_the_app() {
-    let redis = Redis::start();
-    let mut app = app(&redis, &[("DRAIN_SECS", "3")]);
-    let probe = |url: String| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_scaleout"))
-            .args(["healthcheck", &url])
-            .status()
-            .unwrap()
-            .code()
-    };
-    assert_eq!(probe(app.url("/healthz")), Some(0));
-    app.signal("TERM");
-    wait_for(
-        "healthcheck to fail while draining",
-        Duration::from_secs(2),
-        || (probe(app.url("/healthz")) == Some(1)).then_some(()),
-    );
-    assert_eq!(
-        probe("http://127.0.0.1:1/healthz".into()),
-        Some(1),
-        "nothing listening"
-    );
-    assert!(app.wait_exit(Duration::from_secs(10)).success());
-}
-
 /// The first JSON log line of `process` with this level and message, if any.
 fn log_line(process: &Scaleout, level: &str, message: &str) -> Option<serde_json::Value> {
-    process.logs().iter().find_map(|line| {
-        let v: serde_json::Value = serde_json::from_str(line).ok()?;
-        (v["level"] == level && v["message"] == message).then_some(v)
-    })
+    let lines = process.logged(message);
+    lines.into_iter().find(|v| v["level"] == level)
 }
 
 /// The value of one series in Prometheus text, e.g. `scaleout_x{kind="other"}`.
@@ -830,35 +760,12 @@ async fn a_busy_redis_is_unavailable_not_an_internal_error() {
     assert!(log_line(&app, "ERROR", "redis command failed").is_none());
 
     assert_eq!(redis.cmd(&["SCRIPT", "KILL"]).as_deref(), Some("+OK"));
-    let back = Instant::now();
-    while get(app.addr(), "/get?key=a").await.status != 404 {
-        assert!(back.elapsed() < Duration::from_secs(2), "not served again");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-#[tokio::test]
-async fn the_worker_logs_a_wrong_type_queue_at_error() {
-    let redis = Redis::start();
-    assert_eq!(
-        redis.cmd(&["SET", "jobs", "not a list"]).as_deref(),
-        Some("+OK")
-    );
-    let url = redis.url();
-    let worker = Scaleout::spawn(
-        "worker",
-        &[("REDIS_URL", url.as_str()), ("INSTANCE_NAME", "worker-1")],
-    );
-    let line = wait_for(
-        "the worker's error log line",
-        Duration::from_secs(10),
-        || log_line(&worker, "ERROR", "redis command failed"),
-    );
-    assert_eq!(line["command"], "BLMOVE", "{line}");
-    assert!(
-        line["error"].as_str().unwrap().contains("WRONGTYPE"),
-        "{line}"
-    );
+    until(
+        "the app to serve again",
+        Duration::from_secs(2),
+        async || (get(app.addr(), "/get?key=a").await.status == 404).then_some(()),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -906,20 +813,15 @@ async fn keep_warm_pings_during_an_outage_are_not_request_errors() {
     );
 }
 
-/// Polls `/metrics` (20 ms apart, 10 s at most) until `done` holds; returns that text.
+/// Polls `/metrics` (for 10 s at most) until `done` holds; returns that text.
 async fn wait_for_metrics(app: &Scaleout, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = metrics_text(app, "/metrics").await;
-        if done(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "metrics never got there:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut text = String::new();
+    let found = poll(Duration::from_secs(10), async || {
+        text = metrics_text(app, "/metrics").await;
+        done(&text).then(|| text.clone())
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("metrics never got there:\n{text}"))
 }
 
 /// Runs `promtool check metrics` on `text`; `false` (with a message) if promtool is absent.

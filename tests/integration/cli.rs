@@ -1,6 +1,7 @@
-//! The command line as a user meets it: arguments, exit codes, the one-line errors for bad
-//! settings, `healthcheck`'s default target, and the allocator default the binary sets
-//! for itself. Real processes; every one is killed if a check fails.
+//! The command line as a user meets it: arguments, `--help` and `--version`, exit codes,
+//! the one-line errors for bad settings, `healthcheck` (its default target, its verdict
+//! on a draining app), stop signals, and the allocator default the binary sets for itself.
+//! Real processes; every one is killed if a check fails.
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -120,6 +121,65 @@ fn invalid_redis_settings_and_rust_log_exit_2_with_one_line_naming_them() {
             assert_eq!(out.stdout, "", "{what}: nothing logged");
         }
     }
+}
+
+#[test]
+fn invalid_settings_exit_2_naming_the_variable() {
+    for (var, value) in [
+        ("DRAIN_SECS", "soon"),
+        ("LOG_FORMAT", "xml"),
+        ("LISTEN_ADDR", "here"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaleout"))
+            .arg("app")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(var), "{err}");
+    }
+}
+
+#[test]
+fn help_lists_every_setting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaleout"))
+        .args(["app", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (name, ..) in scaleout::config::VARS {
+        assert!(help.contains(name), "--help lacks {name}");
+    }
+}
+
+#[tokio::test]
+async fn healthcheck_command_follows_the_app() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let mut app = Scaleout::server("app", &[("REDIS_URL", url.as_str()), ("DRAIN_SECS", "3")]);
+    let probe = |url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scaleout"))
+            .args(["healthcheck", &url])
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(probe(app.url("/healthz")), Some(0));
+    app.signal("TERM");
+    wait_for(
+        "healthcheck to fail while draining",
+        Duration::from_secs(2),
+        || (probe(app.url("/healthz")) == Some(1)).then_some(()),
+    );
+    assert_eq!(
+        probe("http://127.0.0.1:1/healthz".into()),
+        Some(1),
+        "nothing listening"
+    );
+    assert!(app.wait_exit(Duration::from_secs(10)).success());
 }
 
 /// A server bound to one loopback address other than 127.0.0.1 is healthy to a bare

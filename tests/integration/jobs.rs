@@ -19,28 +19,7 @@ use scaleout::store::{RedisFailure, Store};
 use serde_json::Value;
 
 use crate::common::http::{self, get, send};
-use crate::common::{Redis, Scaleout, login_env};
-
-/// Polls `check` every 20 ms until it gives `Some`, or gives up after `timeout`.
-async fn poll<T>(timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// [`poll`], failing the test on timeout.
-async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Option<T>) -> T {
-    poll(timeout, check)
-        .await
-        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
-}
+use crate::common::{Redis, Scaleout, login_env, poll, until};
 
 /// The test's own handle on the queue, through the library, as `admin`: it plays the app
 /// and the worker at once (the processes the tests start log in as their own users).
@@ -107,19 +86,9 @@ async fn reaches(store: &Store, id: &str, status: Status, timeout: Duration) -> 
     .await
 }
 
-/// A process's JSON log lines with this message.
-fn logged(process: &Scaleout, message: &str) -> Vec<Value> {
-    process
-        .logs()
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|v| v["message"] == message)
-        .collect()
-}
-
 async fn first_logged(process: &Scaleout, message: &str, timeout: Duration) -> Value {
     until(&format!("a '{message}' log line"), timeout, async || {
-        logged(process, message).into_iter().next()
+        process.logged(message).into_iter().next()
     })
     .await
 }
@@ -208,7 +177,7 @@ async fn plain_strings_pushed_by_hand_are_jobs() {
         "both to be processed",
         Duration::from_secs(10),
         async || {
-            let lines = logged(&worker, "processed");
+            let lines = worker.logged("processed");
             (lines.len() == 2).then(|| {
                 lines
                     .iter()
@@ -257,10 +226,7 @@ async fn a_killed_workers_job_is_reclaimed_by_another() {
             .contains("worker-a"),
         "{done:?}"
     );
-    assert_eq!(
-        logged(&b, "reclaimed jobs of dead or stuck workers").len(),
-        1
-    );
+    assert_eq!(b.logged("reclaimed jobs of dead or stuck workers").len(), 1);
     assert_eq!(redis.int(&["LLEN", "jobs:processing:worker-a"]), 0);
     assert_eq!(redis.int(&["SISMEMBER", "jobs:consumers", "worker-a"]), 0);
 }
@@ -347,7 +313,7 @@ async fn nothing_is_lost_across_200_jobs_with_two_workers_and_random_kills() {
     let logged_ids: HashSet<String> = live
         .iter()
         .chain(&killed)
-        .flat_map(|w| logged(w, "processed"))
+        .flat_map(|w| w.logged("processed"))
         .map(|l| l["id"].as_str().unwrap().to_string())
         .collect();
     assert!(logged_ids.iter().all(|id| ids.contains(id)));
@@ -522,7 +488,7 @@ async fn a_failing_job_retries_with_backoff_then_goes_dead() {
         "at least 0.5 s + 1 s of jittered backoff, took {elapsed:?}"
     );
 
-    let failures = logged(&worker, "failed");
+    let failures = worker.logged("failed");
     let retries: Vec<(u64, u64)> = failures
         .iter()
         .map(|l| {
@@ -597,6 +563,34 @@ async fn sigterm_mid_job_finishes_it_and_exits_zero() {
         "left the fleet"
     );
     assert_eq!(redis.int(&["SISMEMBER", "jobs:consumers", "worker-1"]), 0);
+}
+
+#[tokio::test]
+async fn the_worker_logs_a_wrong_type_queue_at_error() {
+    let redis = Redis::start();
+    assert_eq!(
+        redis.cmd(&["SET", "jobs", "not a list"]).as_deref(),
+        Some("+OK")
+    );
+    let url = redis.url();
+    let worker = Scaleout::spawn(
+        "worker",
+        &[("REDIS_URL", url.as_str()), ("INSTANCE_NAME", "worker-1")],
+    );
+    let line = until(
+        "the worker's error log line",
+        Duration::from_secs(10),
+        async || {
+            let failed = worker.logged("redis command failed");
+            failed.into_iter().find(|v| v["level"] == "ERROR")
+        },
+    )
+    .await;
+    assert_eq!(line["command"], "BLMOVE", "{line}");
+    assert!(
+        line["error"].as_str().unwrap().contains("WRONGTYPE"),
+        "{line}"
+    );
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.
@@ -827,7 +821,10 @@ async fn a_live_worker_renews_its_lease_so_a_long_job_runs_once() {
     let stats = queue::stats(&store).await.unwrap();
     assert_eq!(stats.processed, 1);
     for w in [&a, &b] {
-        assert!(logged(w, "reclaimed jobs of dead or stuck workers").is_empty());
+        assert!(
+            w.logged("reclaimed jobs of dead or stuck workers")
+                .is_empty()
+        );
     }
 }
 
@@ -855,10 +852,7 @@ async fn a_worker_that_stops_renewing_loses_its_claim_and_gives_the_job_up() {
         error.contains("worker-a") && error.contains("lease"),
         "{error}"
     );
-    assert_eq!(
-        logged(&b, "reclaimed jobs of dead or stuck workers").len(),
-        1
-    );
+    assert_eq!(b.logged("reclaimed jobs of dead or stuck workers").len(), 1);
 
     a.signal("CONT");
     // Its next renewal finds the claim gone: it stops the job instead of running it on.

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::http::{get, send};
-use crate::common::{Redis, Scaleout, password, random_hex, wait_for};
+use crate::common::{Redis, Scaleout, password, random_hex, until_ready, wait_for};
 
 fn app(redis: &Redis, extra: &[(&str, &str)]) -> Scaleout {
     let url = redis.url();
@@ -125,21 +125,6 @@ impl PasswordFile {
 impl Drop for PasswordFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
-    }
-}
-
-async fn ready(app: &Scaleout) -> u16 {
-    get(app.addr(), "/readyz").await.status
-}
-
-async fn until_ready(app: &Scaleout, status: u16, within: Duration) {
-    let deadline = std::time::Instant::now() + within;
-    while ready(app).await != status {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "/readyz not {status} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

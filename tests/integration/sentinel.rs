@@ -5,10 +5,10 @@
 //! tests/ha/run.py.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::http::{get, send};
-use crate::common::{Redis, Scaleout, password, wait_for};
+use crate::common::{Redis, Scaleout, password, poll, until, until_ready, wait_for};
 
 /// A reply from `redis-cli` (as `admin`), one line per element.
 fn cli(redis: &Redis, args: &[&str]) -> String {
@@ -64,15 +64,6 @@ fn promotable(sentinel: &Redis, replica: &Redis) -> bool {
         })
 }
 
-/// Polls `/readyz` until it answers 200.
-async fn until_ready(app: &Scaleout) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(app.addr(), "/readyz").await.status != 200 {
-        assert!(Instant::now() < deadline, "not ready in 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn app(sentinel: &Redis, extra: &[(&str, &str)]) -> Scaleout {
     let sentinels = sentinel.addr();
     let mut env = vec![
@@ -89,7 +80,7 @@ fn app(sentinel: &Redis, extra: &[(&str, &str)]) -> Scaleout {
 async fn a_demoted_primary_is_left_for_the_one_the_sentinels_promote() {
     let (primary, replica, sentinel) = tier();
     let app = app(&sentinel, &[]);
-    until_ready(&app).await;
+    until_ready(&app, 200, Duration::from_secs(10)).await;
 
     let first = get(app.addr(), "/").await;
     assert_eq!(first.status, 200, "{:?}", first);
@@ -112,32 +103,33 @@ async fn a_demoted_primary_is_left_for_the_one_the_sentinels_promote() {
         cli(&sentinel, &["SENTINEL", "FAILOVER", "scaleout"]).trim(),
         "OK"
     );
-    let started = Instant::now();
     let mut answers = Vec::new();
-    loop {
+    let mut last = Vec::new();
+    let followed = poll(Duration::from_secs(15), async || {
         let r = send(app.addr(), "GET", "/", Some(&sid), None)
             .await
             .unwrap();
         answers.push(r.status);
+        last.clone_from(&r.body);
         // No check on the count: without WAIT, hits the old primary took after the
         // promotion and before the Sentinel published it are lost (see docs/guarantees.md).
         if r.status == 200 {
             assert_eq!(r.json()["session_id"], sid.as_str());
-            if get(app.addr(), "/redis").await.json()["primary"] == replica.addr().as_str() {
-                break;
-            }
+            let tier = get(app.addr(), "/redis").await.json();
+            (tier["primary"] == replica.addr().as_str()).then_some(())
         } else {
             assert_eq!(r.status, 503, "{:?}", r);
             assert!(r.json()["error"].is_string(), "{:?}", r);
+            None
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "not following the new primary after 15 s: {answers:?}\n{}\n{}",
-            String::from_utf8_lossy(&r.body),
-            app.logs().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert!(
+        followed.is_some(),
+        "not following the new primary after 15 s: {answers:?}\n{}\n{}",
+        String::from_utf8_lossy(&last),
+        app.logs().join("\n")
+    );
 
     // Writes land on the new primary; the app is ready, and shows the switch.
     let put = send(app.addr(), "PUT", "/kv/after", None, Some(b"failover"))
@@ -155,7 +147,7 @@ async fn a_demoted_primary_is_left_for_the_one_the_sentinels_promote() {
 async fn stuck_on_a_replica_with_no_sentinel_to_ask_the_app_is_not_ready() {
     let (primary, replica, mut sentinel) = tier();
     let app = app(&sentinel, &[]);
-    until_ready(&app).await;
+    until_ready(&app, 200, Duration::from_secs(10)).await;
     // No Sentinel left to name the new primary, and the one the app uses is demoted by
     // hand: it must say so on /readyz and answer writes with a JSON 503.
     sentinel.stop();
@@ -165,15 +157,15 @@ async fn stuck_on_a_replica_with_no_sentinel_to_ask_the_app_is_not_ready() {
         cli(&primary, &["REPLICAOF", "127.0.0.1", &port]).trim(),
         "OK"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let readyz = loop {
-        let r = get(app.addr(), "/readyz").await;
-        if r.status == 503 {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "/readyz still 200 on a replica");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let readyz = until(
+        "/readyz to answer 503 on a replica",
+        Duration::from_secs(5),
+        async || {
+            let r = get(app.addr(), "/readyz").await;
+            (r.status == 503).then_some(r)
+        },
+    )
+    .await;
     assert_eq!(readyz.json()["reason"], "redis is not the primary");
     let put = send(app.addr(), "PUT", "/kv/x", None, Some(b"y"))
         .await
@@ -194,7 +186,7 @@ async fn with_wait_and_no_replica_writes_are_refused_as_not_replicated() {
             ("REDIS_WAIT_TIMEOUT_MS", "400"),
         ],
     );
-    until_ready(&app).await;
+    until_ready(&app, 200, Duration::from_secs(10)).await;
     assert_eq!(get(app.addr(), "/set?key=a&value=1").await.status, 200);
     drop(replica);
     let refused = get(app.addr(), "/set?key=a&value=2").await;

@@ -18,19 +18,74 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+/// How long every poll of the suite pauses between two checks.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// The suite's one polling loop: calls `check` at once, then every [`POLL_EVERY`] (after
+/// `pause`) until it gives `Some`, or until `timeout` has passed: `None` then (a zero
+/// `timeout` checks once). [`poll`], [`until`] and [`wait_for`] are its faces.
+async fn poll_with<T>(
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+    pause: impl AsyncFn(Duration),
+) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(v) = check() {
-            return v;
+        if let Some(v) = check().await {
+            return Some(v);
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() >= deadline {
+            return None;
+        }
+        pause(POLL_EVERY).await;
     }
+}
+
+fn timed_out(what: &str, timeout: Duration) -> ! {
+    panic!("timed out after {timeout:?} waiting for {what}")
+}
+
+/// Polls an async `check` on the test's runtime; `None` if it never gave `Some`.
+pub async fn poll<T>(timeout: Duration, check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    poll_with(timeout, check, async |pause| {
+        tokio::time::sleep(pause).await
+    })
+    .await
+}
+
+/// [`poll`], failing the test on timeout.
+pub async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Option<T>) -> T {
+    poll(timeout, check)
+        .await
+        .unwrap_or_else(|| timed_out(what, timeout))
+}
+
+/// [`until`] for a blocking `check`, from sync code (which may run inside a test's
+/// runtime): the thread sleeps between checks.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let polled = poll_with(
+        timeout,
+        async || check(),
+        async |pause| std::thread::sleep(pause),
+    );
+    // Nothing in it awaits anything that can be pending: one poll runs it to the end.
+    let mut polled = std::pin::pin!(polled);
+    let waker = std::task::Waker::noop();
+    match polled
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+    {
+        std::task::Poll::Ready(found) => found.unwrap_or_else(|| timed_out(what, timeout)),
+        std::task::Poll::Pending => unreachable!("a blocking poll never yields"),
+    }
+}
+
+/// Waits until `app`'s `/readyz` answers `status`, for at most `within` (zero: it must now).
+pub async fn until_ready(app: &Scaleout, status: u16, within: Duration) {
+    until(&format!("/readyz to answer {status}"), within, async || {
+        (http::get(app.addr(), "/readyz").await.status == status).then_some(())
+    })
+    .await
 }
 
 /// The secret files of this test process, `redis-<user>-password`, with random passwords.
@@ -356,10 +411,9 @@ impl Scaleout {
     pub fn server(command: &str, env: &[(&str, &str)]) -> Self {
         let mut s = Self::spawn(command, env);
         let addr = wait_for("the listening log line", Duration::from_secs(15), || {
-            s.logs().iter().find_map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).ok()?;
-                (v["message"] == "listening").then(|| v["addr"].as_str()?.parse().ok())?
-            })
+            s.logged("listening")
+                .iter()
+                .find_map(|v| v["addr"].as_str()?.parse().ok())
         });
         s.addr = Some(addr);
         s
@@ -422,6 +476,15 @@ impl Scaleout {
 
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// Its JSON log lines with this `message`, oldest first.
+    pub fn logged(&self, message: &str) -> Vec<serde_json::Value> {
+        self.logs()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
     }
 
     pub fn signal(&self, sig: &str) {
