@@ -6,16 +6,23 @@
 # 1. builds scaleout-app / -worker / -web :latest FROM scratch from the cargo musl build,
 #    and stand-ins for the pinned traefik and redis tags (tests/compose/build-images.sh);
 # 2. `docker compose up -d --scale app=3 --wait` on the unmodified compose.yaml under a
-#    unique project name; the seed README's curl flows through http://localhost:PORT/api/
+#    unique project name (first without the secret files: compose refuses to start and names
+#    the missing file; then deploy/redis/secrets.sh makes the missing ones in .secrets/, as
+#    `make up` does); Redis logins from a client container on the network: no login ->
+#    NOAUTH, `default` -> WRONGPASS, app and worker -> NOPERM outside their commands and
+#    keys; the seed README's curl flows through http://localhost:PORT/api/
 #    with a cookie jar (3 container hostnames in served_by, one session, jobs done by the
 #    worker container, set/get), the page at /, the dashboard on 127.0.0.1, the hardening,
 #    the requests of tests/cases/ (malformed, and over-long heads 20 times each);
 # 3. `scaleout load` while scaling app 3 -> 5 -> 2: no failed request, no broken session;
-# 4. `docker compose restart redis`: the session and the data survive;
+# 4. `docker compose restart redis`: the session and the data survive; none of the 5
+#    passwords in `docker inspect` of any container, `docker compose logs` of every service,
+#    /api/redis, /api/metrics, nor `ps -ef` (sampled every second while a stack runs);
 # 5. `docker compose down -v`;
-# 6. compose.yaml + compose.ha.yaml (a primary, 2 replicas, 3 Sentinels): `docker compose
-#    kill redis`; a replica is promoted, the app follows it, nothing acknowledged is lost;
-#    the old primary, started again, rejoins as a replica; `down -v`.
+# 6. compose.yaml + compose.ha.yaml (a primary, 2 replicas, 3 Sentinels): the logins on
+#    every Redis and Sentinel; `docker compose kill redis`; a replica is promoted, the app
+#    follows it, nothing acknowledged is lost; the old primary, started again, rejoins as a
+#    replica; no password anywhere, as in 4; `down -v`.
 # At the end it removes the images it built (a scaleout-*:latest image that existed before
 # is tagged back).
 # It prints "N passed, M failed" as its last line and exits non-zero on any failure. It only
@@ -53,6 +60,7 @@ BUILT_LOG="$TMP/built-images"
 : >"$BUILT_LOG"
 JAR="$TMP/cookies.txt"
 LOAD_PID=""
+PS_PID=""
 STACK_UP=0
 declare -A PREV_IMAGE=()
 
@@ -63,6 +71,8 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   if [ -n "$LOAD_PID" ] && kill -0 "$LOAD_PID" 2>/dev/null; then kill "$LOAD_PID" 2>/dev/null; fi
+  if [ -n "$PS_PID" ] && kill -0 "$PS_PID" 2>/dev/null; then kill "$PS_PID" 2>/dev/null; fi
+  docker rm -f "$PROJECT-probe" >/dev/null 2>&1
   if [ "$STACK_UP" = 1 ]; then
     if [ "$FAILED" -gt 0 ]; then
       say "diagnostics (a check failed)"
@@ -72,12 +82,15 @@ cleanup() {
     say "cleanup: docker compose down -v"
     dc down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
   fi
-  # Whatever is still labelled with our project (e.g. if down itself failed).
-  docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker rm -f >/dev/null 2>&1
-  docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker volume rm >/dev/null 2>&1
-  if [ "$(docker network inspect -f '{{index .Labels "com.docker.compose.project"}}' scaleout 2>/dev/null)" = "$PROJECT" ]; then
-    docker network rm scaleout >/dev/null 2>&1
-  fi
+  # Whatever is still labelled with our projects (e.g. if down itself failed).
+  local p
+  for p in "$PROJECT" "$PROJECT-no-secrets"; do
+    docker ps -aq --filter "label=com.docker.compose.project=$p" | xargs -r docker rm -f >/dev/null 2>&1
+    docker volume ls -q --filter "label=com.docker.compose.project=$p" | xargs -r docker volume rm >/dev/null 2>&1
+    if [ "$(docker network inspect -f '{{index .Labels "com.docker.compose.project"}}' scaleout 2>/dev/null)" = "$p" ]; then
+      docker network rm scaleout >/dev/null 2>&1
+    fi
+  done
   if [ "${KEEP_IMAGES:-0}" != 1 ]; then
     local tag
     while read -r tag; do
@@ -168,6 +181,39 @@ up_healthy() {
     die "docker compose ${FILES[*]} up --wait"
   fi
 }
+
+# compose.yaml's secrets are files in .secrets/: without them compose refuses to start.
+# Shown on a copy of compose.yaml in an empty directory (its ./.secrets/ is missing).
+mkdir -p "$TMP/no-secrets"
+cp "$ROOT/compose.yaml" "$TMP/no-secrets/"
+nsdc() { timeout 60 docker compose -p "$PROJECT-no-secrets" -f "$TMP/no-secrets/compose.yaml" "$@"; }
+nsdc up -d >"$TMP/no-secrets.log" 2>&1
+rc=$?
+grep -E 'msg="secret file|^Error response' "$TMP/no-secrets.log" | sed 's/^/  | /'
+started=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT-no-secrets") # running ones
+nsdc down -v >/dev/null 2>&1 # what it created before it stopped: network, volume, containers
+check "docker compose up without the secret files: exit 1 (got $rc) naming the missing file, no container started" \
+  bash -c '[ "$1" = 1 ] && grep -q "does not exist: .*/no-secrets/.secrets/redis-[a-z]*-password" "$2" && [ -z "$3" ]' _ "$rc" "$TMP/no-secrets.log" "$started"
+SECRETS="$ROOT/.secrets"
+"$ROOT/deploy/redis/secrets.sh" "$SECRETS" 0644 | sed 's/^/  /'
+USERS=(admin app worker replication sentinel)
+PASSWORDS=()
+for u in "${USERS[@]}"; do
+  pw=""
+  { read -r pw || [ -n "$pw" ]; } <"$SECRETS/redis-$u-password" && PASSWORDS+=("$pw")
+done
+# (the passwords stay in this shell: never an argument of a command, which ps would show)
+secrets_ok() {
+  [ "${#PASSWORDS[@]}" = 5 ] && [ "$(printf '%s\n' "${PASSWORDS[@]}" | sort -u | wc -l)" = 5 ] &&
+    [ "$(stat -c %a "$SECRETS")" = 700 ] && [ "$(stat -c %a "$SECRETS"/redis-*-password | sort -u)" = 644 ]
+}
+check "5 passwords in $SECRETS, distinct, 0644 in a 0700 directory" secrets_ok
+
+# ps -ef every second while the stacks run: no_leaks greps it for the passwords
+mkdir -p "$TMP/ps"
+(for i in $(seq 1 1500); do ps -efww >"$TMP/ps/$i.txt"; sleep 1; done) &
+PS_PID=$!
+
 up_healthy 3
 
 # nothing of the project left on the engine: containers, volumes, the `scaleout` network
@@ -181,6 +227,98 @@ hostnames() { cids "$1" | xargs -r docker inspect -f '{{.Config.Hostname}}' | so
 traefik_up() { curl -sf -m 3 "$DASH/api/http/services/app@docker" | jq -e --argjson n "$1" '[.serverStatus // {} | to_entries[] | select(.value == "UP")] | length == $n' >/dev/null 2>&1; }
 
 check "Traefik sees 3 app servers UP (within 30 s)" wait_until 30 traefik_up 3
+
+# Redis as an operator: redis-cli as admin inside the Redis container (the password from
+# its secret file, handed over in redis-cli's environment: no argument shows it)
+admin_cli() { # admin_cli CONTAINER [-p PORT] ARGS...
+  local c=$1
+  shift
+  docker exec "$c" sh -c 'read -r p </run/secrets/redis-admin-password; REDISCLI_AUTH=$p exec redis-cli --no-auth-warning --user admin "$@"' sh "$@"
+}
+# Redis as a client on the `scaleout` network sees it: one container of the redis image (as
+# 65534, read-only, no capabilities) with the admin, app and worker secret files runs every
+# line of stdin, "HOST PORT USER COMMAND...", and prints it back followed by " => " and the
+# answer on one line. USER `-`: no login; `default`: the default user, any password.
+REDIS_IMAGE=$(docker compose -f "$ROOT/compose.yaml" config --images | grep -E '^(docker\.io/)?(library/)?redis:' | head -n1)
+PROBE_SH='set -f
+while read -r host port user cmd; do
+  case $user in
+    -) out=$(redis-cli -h "$host" -p "$port" $cmd 2>&1 </dev/null) ;;
+    default) out=$(redis-cli --no-auth-warning --user default --pass any -h "$host" -p "$port" $cmd 2>&1 </dev/null) ;;
+    *)
+      pw=
+      read -r pw <"/run/secrets/redis-$user-password"
+      out=$(REDISCLI_AUTH=$pw redis-cli --no-auth-warning --user "$user" -h "$host" -p "$port" $cmd 2>&1 </dev/null)
+      ;;
+  esac
+  set -- $out
+  echo "$host $port $user $cmd => $*"
+done'
+probe() {
+  local u mounts=()
+  for u in admin app worker; do mounts+=(-v "$SECRETS/redis-$u-password:/run/secrets/redis-$u-password:ro"); done
+  timeout 60 docker run --rm -i --name "$PROJECT-probe" --network scaleout --read-only --cap-drop ALL \
+    --security-opt no-new-privileges:true --user 65534:65534 "${mounts[@]}" --entrypoint sh "$REDIS_IMAGE" -c "$PROBE_SH"
+}
+# logins HOST...: on each Redis server (HOST) or Sentinel (HOST:26379), no login gets NOAUTH,
+# the default user WRONGPASS, app and worker NOPERM outside their commands and keys (and what
+# they need works); one check per server and user
+logins() {
+  local h want=() line key got re w short i n=0
+  for h in "$@"; do
+    if [[ "$h" == *:26379 ]]; then
+      h=${h%:*}
+      want+=(
+        "$h 26379 - PING|^NOAUTH"
+        "$h 26379 - SENTINEL MASTERS|^NOAUTH"
+        "$h 26379 default PING|WRONGPASS"
+        "$h 26379 app SENTINEL GET-MASTER-ADDR-BY-NAME scaleout|^redis[a-z0-9-]* 6379\$"
+        "$h 26379 app SENTINEL MASTERS|^NOPERM"
+        "$h 26379 app ACL LIST|^NOPERM"
+        "$h 26379 worker SENTINEL GET-MASTER-ADDR-BY-NAME scaleout|^redis[a-z0-9-]* 6379\$"
+        "$h 26379 worker SENTINEL MASTERS|^NOPERM"
+      )
+    else
+      want+=(
+        "$h 6379 - PING|^NOAUTH"
+        "$h 6379 - GET session:x|^NOAUTH"
+        "$h 6379 default PING|WRONGPASS"
+        "$h 6379 admin PING|^PONG\$"
+        # DEBUG from another host is refused before the ACL is asked: ACL DRYRUN asks it
+        "$h 6379 admin ACL DRYRUN app DEBUG SLEEP 0|no permissions to run the 'debug' command"
+        "$h 6379 app PING|^PONG\$"
+        "$h 6379 app EXISTS kv:x|^0\$"
+        "$h 6379 app FLUSHALL|^NOPERM"
+        "$h 6379 app CONFIG GET maxmemory|^NOPERM"
+        "$h 6379 app KEYS *|^NOPERM"
+        "$h 6379 app DEBUG SLEEP 0|^(NOPERM|ERR DEBUG command not allowed)"
+        "$h 6379 app SCRIPT FLUSH|^NOPERM"
+        "$h 6379 app GET foo|^NOPERM"
+        "$h 6379 worker PING|^PONG\$"
+        "$h 6379 worker EXISTS jobs|^[01]\$"
+        "$h 6379 worker GET session:x|^NOPERM"
+        "$h 6379 worker GET kv:x|^NOPERM"
+      )
+    fi
+  done
+  printf '%s\n' "${want[@]%%|*}" | probe >"$TMP/probe.out" 2>&1
+  local -A fails=() cmds=()
+  local -a order=()
+  for w in "${want[@]}"; do
+    line=${w%%|*} re=${w#*|}
+    read -r h port user _ <<<"$line"
+    case $user in -) key="$h:$port, no login" ;; *) key="$h:$port, user $user" ;; esac
+    [ -n "${cmds[$key]:-}" ] || { order[n]=$key; n=$((n + 1)); }
+    short=${re#^}
+    cmds[$key]+="${line#* * * } -> ${short%\$}, "
+    got=$(awk -v l="$line => " 'index($0, l) == 1 {print substr($0, length(l) + 1); exit}' "$TMP/probe.out")
+    [[ "$got" =~ $re ]] || fails[$key]+="    $line => ${got:-<no answer>} (want /$re/)"$'\n'
+  done
+  for ((i = 0; i < n; i++)); do
+    key=${order[$i]}
+    if [ -z "${fails[$key]:-}" ]; then ok "Redis $key: ${cmds[$key]%, }"; else bad "Redis $key: ${cmds[$key]%, }"; printf '%s' "${fails[$key]}"; fi
+  done
+}
 
 # ---------------------------------------------------------------------------------------
 say "3. the seed README's flows through $BASE/api/"
@@ -272,7 +410,8 @@ check "dashboard published on 127.0.0.1 only" bash -c '[ "$(docker port "$1" 808
 published() { docker inspect -f '{{range $p, $b := .NetworkSettings.Ports}}{{if $b}}{{$p}} {{end}}{{end}}' "$@" | tr -d ' \n'; }
 mapfile -t inner < <(cids redis; cids app; cids worker; cids web)
 check "redis, app, worker, web publish no host port" test -z "$(published "${inner[@]}")"
-check "redis: maxmemory 256mb, policy volatile-lru" bash -c '[ "$(docker exec "$1" redis-cli CONFIG GET maxmemory | tr "\n" " ")" = "maxmemory 268435456 " ] && [ "$(docker exec "$1" redis-cli CONFIG GET maxmemory-policy | tr "\n" " ")" = "maxmemory-policy volatile-lru " ]' _ "$(cids redis)"
+memory_conf() { [ "$(admin_cli "$1" CONFIG GET maxmemory | tr "\n" " ")" = "maxmemory 268435456 " ] && [ "$(admin_cli "$1" CONFIG GET maxmemory-policy | tr "\n" " ")" = "maxmemory-policy volatile-lru " ]; }
+check "redis: maxmemory 256mb, policy volatile-lru" memory_conf "$(cids redis)"
 harden_ok=1
 for c in $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT"); do
   line=$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} ro={{.HostConfig.ReadonlyRootfs}} caps={{.HostConfig.CapDrop}} sec={{.HostConfig.SecurityOpt}} user={{.Config.User}} restarts={{.RestartCount}} running={{.State.Running}} sock={{range .Mounts}}{{if eq .Source "/var/run/docker.sock"}}{{if .RW}}rw{{else}}ro{{end}}{{end}}{{end}} health={{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$c")
@@ -289,6 +428,28 @@ for c in $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT"); d
   [[ "$line" == *" health=healthy" || ("$svc" = worker && "$line" == *" health=none") ]] || harden_ok=0
 done
 check "every container: running, never restarted, healthy; read-only, cap_drop ALL, no-new-privileges, non-root (but traefik), socket ro in traefik only" test "$harden_ok" = 1
+
+# secrets: each service has only the ones it uses
+secrets_of() { # secrets_of SERVICE...: "service: secret secret..." per container
+  local svc c
+  for svc in "$@"; do
+    for c in $(cids "$svc"); do
+      echo "$svc: $(docker inspect -f '{{range .Mounts}}{{.Destination}} {{end}}' "$c" | tr ' ' '\n' | sed -n 's|^/run/secrets/||p' | sort | tr '\n' ' ')"
+    done
+  done | sort -u
+}
+all5="redis-admin-password redis-app-password redis-replication-password redis-sentinel-password redis-worker-password "
+secrets_are() { # secrets_are "WANT" SERVICE...
+  local want=$1
+  shift
+  diff <(secrets_of "$@") <(echo "$want" | sort -u) >"$TMP/secrets.diff"
+}
+check "secrets: app gets redis-app-password only, worker redis-worker-password, web none, redis all five" \
+  secrets_are "$(printf '%s\n' "app: redis-app-password " "redis: $all5" "web: " "worker: redis-worker-password ")" app redis web worker
+sed 's/^/  /' "$TMP/secrets.diff"
+
+# Redis logins, from another container on the network
+logins redis
 
 # malformed and over-long requests through Traefik: the answers tests/cases/ names, every time
 cases_through_traefik 127.0.0.1 "$PORT"
@@ -390,6 +551,38 @@ grep -E '"level":"(ERROR|WARN)"' "$TMP/logs.txt" | cut -c1-300 | sort | uniq -c 
 restarted=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker inspect -f '{{if gt .RestartCount 0}}{{.Name}} restarted {{.RestartCount}}x; {{end}}{{if not .State.Running}}{{.Name}} not running (exit {{.State.ExitCode}}); {{end}}')
 check "no container crashed or restarted during the test (${restarted:-none})" test -z "$restarted"
 
+# no_leaks LABEL: none of the passwords in what the engine, the logs, the API and ps show
+# of the running stack: docker inspect of every container, the logs of every service,
+# /api/redis and /api/metrics, the ps -ef snapshots taken so far and one now.
+no_leaks() {
+  local d="$TMP/seen-$1" u found="" c_redis c_metrics
+  mkdir -p "$d"
+  docker ps -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker inspect >"$d/docker-inspect.json"
+  dc logs --no-color >"$d/compose-logs.txt" 2>&1
+  c_redis=$(get /api/redis)
+  cp "$TMP/body" "$d/api-redis.json"
+  c_metrics=$(get /api/metrics)
+  cp "$TMP/body" "$d/api-metrics.txt"
+  ps -efww >"$d/ps-now.txt"
+  cat "$TMP"/ps/*.txt >"$d/ps-sampled.txt" 2>/dev/null
+  local n_ps n_cli
+  n_ps=$(find "$TMP/ps" -name '*.txt' | wc -l)
+  n_cli=$(grep -c '[r]edis-cli' "$d/ps-sampled.txt")
+  echo "  searched: docker inspect of $(jq length "$d/docker-inspect.json") containers, $(wc -l <"$d/compose-logs.txt") log lines of $(dc config --services | wc -l) services," \
+    "/api/redis ($(wc -c <"$d/api-redis.json") bytes), /api/metrics ($(wc -c <"$d/api-metrics.txt") bytes), $((n_ps + 1)) ps -ef snapshots ($n_cli redis-cli lines: health probes caught running)"
+  check "what was searched is there: containers inspected, logs, /api/redis and /api/metrics 200, ps snapshots" \
+    bash -c '[ "$(jq length "$1/docker-inspect.json")" -gt 0 ] && [ -s "$1/compose-logs.txt" ] && [ "$2 $3" = "200 200" ] &&
+      jq -e .mode "$1/api-redis.json" >/dev/null && [ -s "$1/api-metrics.txt" ] && [ "$4" -gt 0 ]' _ "$d" "$c_redis" "$c_metrics" "$n_ps"
+  # grep -f: the password is read from its file, not an argument (the ps samples would catch it)
+  for u in "${USERS[@]}"; do
+    if grep -qrF -f "$SECRETS/redis-$u-password" "$d"; then
+      found+="$u's in $(grep -lrF -f "$SECRETS/redis-$u-password" "$d" | xargs -n1 basename | paste -sd, -); "
+    fi
+  done
+  check "none of the ${#PASSWORDS[@]} passwords in any of it (found: ${found:-none})" test -z "$found" -a "${#PASSWORDS[@]}" = 5
+}
+no_leaks compose
+
 # ---------------------------------------------------------------------------------------
 say "6. docker compose down -v"
 dc down -v --remove-orphans --timeout 20 >"$TMP/down.log" 2>&1
@@ -409,6 +602,14 @@ check "/api/redis: sentinel mode, primary redis:6379, 2 replicas online, 3 Senti
   wait_until 30 tier_is '.mode == "sentinel" and .primary == "redis:6379" and .on_primary and .wait_replicas == 1
     and ([.replicas[] | select(.state == "online") | .addr] | sort == ["redis-replica-1:6379", "redis-replica-2:6379"])
     and ([.sentinels[] | select(.up)] | length == 3)'
+mapfile -t inner < <(for s in redis redis-replica-1 redis-replica-2 sentinel-1 sentinel-2 sentinel-3; do cids "$s"; done)
+check "the 3 Redis nodes and 3 Sentinels (${#inner[@]} containers) publish no host port" test "${#inner[@]}" = 6 -a -z "$(published "${inner[@]}")"
+check "secrets: every Redis node and Sentinel gets all five, app and worker only their own" \
+  secrets_are "$(printf '%s\n' "app: redis-app-password " "redis-replica-1: $all5" "redis-replica-2: $all5" "redis: $all5" \
+    "sentinel-1: $all5" "sentinel-2: $all5" "sentinel-3: $all5" "worker: redis-worker-password ")" \
+  app redis redis-replica-1 redis-replica-2 sentinel-1 sentinel-2 sentinel-3 worker
+sed 's/^/  /' "$TMP/secrets.diff"
+logins redis redis-replica-1 redis-replica-2 sentinel-1:26379 sentinel-2:26379 sentinel-3:26379
 : >"$JAR"
 for _ in 1 2 3; do code=$(get /api/ -c "$JAR" -b "$JAR"); done
 before=$(jq -r .session_count "$TMP/body" 2>/dev/null)
@@ -441,7 +642,7 @@ check "/api/redis: a replica is primary, the app on it, 1 replica online (within
 echo "  new primary: $(jq -r .primary "$TMP/body")"
 dc start redis >"$TMP/start.log" 2>&1
 check "docker compose start redis" test $? = 0
-old_is_replica() { [ "$(docker exec "$(cids redis)" redis-cli role 2>/dev/null | head -n 1)" = slave ]; }
+old_is_replica() { [ "$(admin_cli "$(cids redis)" role 2>/dev/null | head -n 1)" = slave ]; }
 t=$SECONDS
 check "the old primary rejoins as a replica (within 60 s)" wait_until 60 old_is_replica
 echo "  a replica $((SECONDS - t)) s after it was started"
@@ -449,6 +650,7 @@ check "/api/redis: 2 replicas online, redis:6379 one of them (within 60 s)" \
   wait_until 60 tier_is '[.replicas[] | select(.state == "online") | .addr] | length == 2 and index("redis:6379") != null'
 code=$(get /api/ -c "$JAR" -b "$JAR")
 check "the session goes on: count $((before + 2))" code_jqt 200 --argjson n $((before + 2)) '.session_count == $n' "$TMP/body"
+no_leaks ha
 if [ "$FAILED" -gt "$failed_before" ]; then
   say "diagnostics (a check of step 7 failed): the Redis nodes and Sentinels"
   dc logs --no-color --tail=25 redis redis-replica-1 redis-replica-2 sentinel-1 sentinel-2 sentinel-3 2>&1 | sed 's/^/  /'
