@@ -17,12 +17,21 @@
 #   reported and confined to 4 s after the crash, tasks rescheduled, recovery timed; the
 #   node restarts and rejoins.
 #
+# both: Redis speaks TLS only and lets no one in without a password: a plaintext client is
+#   refused, an unauthenticated one and the default user get NOAUTH / WRONGPASS, the app and
+#   worker users are refused what their ACL does not allow; each service holds only its own
+#   secrets; no password appears in any container's or service's inspect, any service's log,
+#   /api/redis, /api/metrics or `ps`. multi also captures the VXLAN traffic between the nodes
+#   (tcpdump on the test's bridge): Redis's traffic crosses it, and none of its commands or
+#   passwords is readable there, while the HTTP between Traefik and the app is.
+#
 # Prints figures, and "N passed, M failed" as its last line; exits non-zero on any failure.
 # Hard limit SWARM_TEST_TIMEOUT (default 600 s). Traffic goes only to the network namespaces
 # it creates. Everything it creates (processes by PID, netns, bridge, its two iptables rules,
 # cgroups, data dirs) is removed on exit, failure and timeout included; logs stay in
 # /tmp/scaleout-swarm-MODE-logs. Needs root, docker.io 20.10 (dockerd, containerd, runc,
-# /usr/bin/docker), iproute2, iptables, util-linux, curl, jq, and what
+# /usr/bin/docker), iproute2, iptables, util-linux, curl, jq, openssl, redis-cli, tcpdump
+# (multi), and what
 # tests/compose/build-images.sh needs (compose v2 plugin for the client on PATH).
 set -uo pipefail
 
@@ -56,12 +65,13 @@ unset DOCKER_CONTEXT http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL
 export -f dk node_sock # for the `bash -c` checks
 export DOCKER PREFIX RUN
 
-LOAD_PID=""
+LOAD_PID="" TCPDUMP_PID=""
 DONE=0
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   if [ -n "$LOAD_PID" ]; then kill "$LOAD_PID" 2>/dev/null; fi
+  if [ -n "$TCPDUMP_PID" ]; then kill "$TCPDUMP_PID" 2>/dev/null; fi
   [ "$DONE" = 1 ] || [ "$FAILED" -gt 0 ] || bad "the test stopped before its end (exit $rc)"
   if [ "$FAILED" -gt 0 ] && engine_up 1; then
     say "diagnostics (a check failed)"
@@ -78,13 +88,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'bad "interrupted or timed out (limit ${SWARM_TEST_TIMEOUT:-600} s)"; exit 124' INT TERM
 
-# The Makefile's targets, pointed at node $1's engine.
-mk() { local n=$1; shift; make -s --no-print-directory -C "$ROOT" DOCKER="$DOCKER -H unix://$(node_sock "$n")" "$@"; }
+# The Makefile's targets, pointed at node $1's engine, with the Redis secrets in $SECRETS.
+SECRETS=$TMP/secrets
+mk() { local n=$1; shift; make -s --no-print-directory -C "$ROOT" DOCKER="$DOCKER -H unix://$(node_sock "$n")" SWARM_SECRETS="$SECRETS" "$@"; }
 
 # ---------------------------------------------------------------------------------------
 say "preflight"
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, dockerd)"
-for c in dockerd containerd ctr runc nsenter unshare ip iptables curl jq make "$DOCKER"; do
+for c in dockerd containerd ctr runc nsenter unshare ip iptables curl jq make openssl redis-cli "$DOCKER" $([ "$MODE" = multi ] && echo tcpdump); do
   command -v "$c" >/dev/null || die "missing command: $c"
 done
 [ -e "/run/netns/$(node_name 1)" ] && die "netns $(node_name 1) exists: another run of this test? (or remove it)"
@@ -121,6 +132,16 @@ tag_all() { # tag_all TAG: scaleout-*:latest also as :TAG on every node (same im
 say "3. swarm: init$([ "$MODE" = multi ] && echo ', two managers join') (dispatcher heartbeat 1 s), deploy stack.yaml"
 t=$SECONDS
 mk 1 swarm-init SWARM_INIT_FLAGS="--advertise-addr $(node_ip 1) --dispatcher-heartbeat 1s" >"$LOGDIR/init.log" 2>&1 || { cat "$LOGDIR/init.log"; die "make swarm-init"; }
+secrets_made() {
+  local f
+  for f in redis-{admin,app,worker,replication,sentinel}-password redis-tls-ca.crt redis-tls.crt redis-tls.key; do
+    [ -s "$SECRETS/$f" ] || return 1
+  done
+  grep -q "Redis passwords: $SECRETS/" "$LOGDIR/init.log" && grep -q "Redis TLS: $SECRETS/" "$LOGDIR/init.log"
+}
+check "make swarm-init made the 5 Redis passwords and the TLS certificate and key in SWARM_SECRETS, and said where" secrets_made
+PASSWORDS="$TMP/passwords" # one a line: what must appear nowhere
+cat "$SECRETS"/redis-*-password >"$PASSWORDS"
 for i in $NODES; do
   [ "$i" = 1 ] && continue
   dk "$i" swarm join --token "$(dk 1 swarm join-token -q manager)" --advertise-addr "$(node_ip "$i")" "$(node_ip 1):2377" >>"$LOGDIR/init.log" 2>&1 || die "node $i joining"
@@ -170,6 +191,83 @@ traefik_up() { # traefik_up N [NODE]: Traefik on NODE (1) has exactly N app serv
     jq -e --argjson n "$1" '[.serverStatus // {} | to_entries[] | select(.value == "UP")] | length == $n' >/dev/null 2>&1
 }
 check "Traefik (Swarm provider) sees 3 app servers UP" wait_until 30 traefik_up 3
+
+# ---------------------------------------------------------------------------------------
+say "3b. Redis: TLS only, ACL users, each service with its own secrets"
+REDIS_NODE=$(running redis | awk '{print $2}' | head -n1)
+REDIS_NODE=${REDIS_NODE##*-n}
+REDIS_CTR=$(dk "$REDIS_NODE" ps -q --filter label=com.docker.swarm.service.name=scaleout_redis --filter status=running | head -n1)
+# rcli USER|- ARGS...: redis-cli in the Redis container, over TLS; as USER with the password
+# of its secret file (REDISCLI_AUTH: never an argument), or "-" for no login
+rcli() {
+  local u=$1
+  shift
+  if [ "$u" = - ]; then
+    dk "$REDIS_NODE" exec "$REDIS_CTR" redis-cli --no-auth-warning --tls --cacert /run/secrets/redis-tls-ca.crt -p 6379 "$@" 2>&1
+  else
+    dk "$REDIS_NODE" exec "$REDIS_CTR" sh -c 'IFS= read -r REDISCLI_AUTH <"/run/secrets/redis-$0-password"; export REDISCLI_AUTH; exec redis-cli --no-auth-warning --tls --cacert /run/secrets/redis-tls-ca.crt -p 6379 --user "$0" "$@"' "$u" "$@" 2>&1
+  fi
+}
+redis_healthy() { [ "$(dk "$REDIS_NODE" inspect -f '{{.State.Health.Status}}' "$REDIS_CTR" 2>/dev/null)" = healthy ]; }
+check "the Redis task is healthy (its probe compares the answer with PONG)" wait_until 30 redis_healthy
+out=$(rcli - ping)
+check "no login: NOAUTH (got: $out)" grep -q '^NOAUTH' <<<"$out"
+out=$(rcli - --user default --pass anything ping)
+check "user default: WRONGPASS (got: $(tr '\n' ' ' <<<"$out"))" grep -q 'WRONGPASS' <<<"$out"
+out=$(rcli admin acl whoami)
+check "user admin with its secret: logged in (got: $out)" test "$out" = admin
+out=$(rcli app flushall)
+check "user app: FLUSHALL refused (got: $out)" grep -q '^NOPERM' <<<"$out"
+out=$(rcli app get other:x)
+check "user app: GET of a key outside its patterns refused (got: $out)" grep -q '^NOPERM.*key' <<<"$out"
+out=$(rcli worker hget session:x f)
+check "user worker: HGET of a session refused (got: $out)" grep -q '^NOPERM.*key' <<<"$out"
+# From an app task's network namespace (on another node than Redis when there is one), with
+# this host's redis-cli, over the overlay to the Redis task's address.
+REDIS_IP=$(dk "$REDIS_NODE" inspect -f '{{(index .NetworkSettings.Networks "scaleout").IPAddress}}' "$REDIS_CTR")
+for i in $NODES; do
+  c=$(dk "$i" ps -q --filter label=com.docker.swarm.service.name=scaleout_app --filter status=running | head -n1)
+  [ -n "$c" ] || continue
+  CLIENT_NODE=$i CLIENT_PID=$(dk "$i" inspect -f '{{.State.Pid}}' "$c")
+  [ "$i" = "$REDIS_NODE" ] || break
+done
+out=$(nsenter -t "$CLIENT_PID" -n timeout 10 redis-cli -h "$REDIS_IP" -p 6379 ping 2>&1)
+check "plaintext client from an app task on node $CLIENT_NODE to Redis ($REDIS_IP:6379, node $REDIS_NODE): refused (got: $out)" \
+  bash -c '[ -n "$1" ] && ! grep -qE "PONG|NOAUTH" <<<"$1"' _ "$out"
+out=$(nsenter -t "$CLIENT_PID" -n timeout 10 redis-cli --tls --cacert "$SECRETS/redis-tls-ca.crt" -h "$REDIS_IP" -p 6379 ping 2>&1)
+check "TLS client verifying the stack's CA, from the same place: TLS works, login needed (got: $out)" grep -q '^NOAUTH' <<<"$out"
+secrets_of() { dk 1 service inspect -f '{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.File.Name}}:{{.File.UID}}:{{.File.Mode}} {{end}}' "scaleout_$1" | tr ' ' '\n' | grep . | sort | tr '\n' ' '; }
+for svc in app worker web traefik redis; do echo "  $svc secrets: $(secrets_of "$svc")"; done
+check "app holds only its password and the CA (uid 65534)" test "$(secrets_of app)" = "redis-app-password:65534:-r-------- redis-tls-ca.crt:65534:-r--r--r-- "
+check "worker holds only its password and the CA (uid 65534)" test "$(secrets_of worker)" = "redis-tls-ca.crt:65534:-r--r--r-- redis-worker-password:65534:-r-------- "
+check "web and traefik hold no secret" test "$(secrets_of web)$(secrets_of traefik)" = ""
+check "redis holds the 5 passwords, its certificate, key and the CA (uid 999)" \
+  test "$(secrets_of redis | tr ' ' '\n' | grep -c ':999:')" = 8
+
+# leak_check: every password (one a line in $PASSWORDS) absent from everything collected.
+leak_check() {
+  local f=$LOGDIR/collected.txt i ids found want missing=""
+  : >"$f"
+  for i in $NODES; do
+    dk "$i" ps -aq --filter label=com.docker.stack.namespace=scaleout | xargs -r "$DOCKER" -H "unix://$(node_sock "$i")" inspect >>"$f" 2>&1
+  done
+  ids=$(dk 1 service ls -q --filter label=com.docker.stack.namespace=scaleout)
+  # shellcheck disable=SC2086
+  dk 1 service inspect $ids >>"$f" 2>&1
+  # shellcheck disable=SC2046
+  dk 1 secret inspect $(dk 1 secret ls -q) >>"$f" 2>&1
+  for s in traefik redis app worker web; do dk 1 service logs --no-task-ids "scaleout_$s" >>"$f" 2>&1; done
+  for p in /api/redis /api/metrics; do get "$p" >/dev/null; cat "$TMP/body" >>"$f"; done
+  ps -eo pid,args >>"$f"
+  # what must be there, or the collection proves nothing
+  for want in REDIS_PASSWORD_FILE=/run/secrets/redis-app-password REDIS_PASSWORD_FILE=/run/secrets/redis-worker-password \
+    scaleout-redis-app-password- listening 'Ready to accept connections' '# TYPE' redis-server; do
+    grep -qF -- "$want" "$f" || missing="$missing $want"
+  done
+  found=$(grep -cF -f "$PASSWORDS" "$f")
+  echo "  collected $(wc -c <"$f") bytes in $f; lines with a password: $found; expected content missing:${missing:- none}"
+  [ "$found" = 0 ] && [ -z "$missing" ]
+}
 
 get() { # get PATH [curl args...]: body in $TMP/body, status on stdout
   local p=$1
@@ -375,6 +473,7 @@ if [ "$MODE" = single ]; then
   workers=$(for id in "${ids[@]}"; do get "/api/jobs/$id" >/dev/null; jq -r .worker "$TMP/body"; done | sort | uniq -c | tr '\n' ';')
   echo "  jobs by worker: $workers"
   check "jobs done by both the old and the new worker" test "$(tr ';' '\n' <<<"$workers" | grep -c .)" -ge 2
+  check "no password in any inspect (containers, services, secrets), service log, /api/redis, /api/metrics, ps" leak_check
 fi
 
 if [ "$MODE" = multi ]; then
@@ -383,12 +482,31 @@ if [ "$MODE" = multi ]; then
   nodes_of() { running "$1" | awk '{print $2}' | sort -u | tr '\n' ' '; }
   echo "  app tasks on: $(nodes_of app); redis on: $(nodes_of redis); traefik on: $(nodes_of traefik)"
   check "app tasks on all 3 nodes" test "$(nodes_of app)" = "$(node_name 1) $(node_name 2) $(node_name 3) "
+  # Everything between the nodes during this load, as it crosses the test's bridge.
+  tcpdump -i "$BR" -n -U -s 0 -Z root -w "$TMP/vxlan.pcap" udp port 4789 2>"$TMP/tcpdump.err" &
+  TCPDUMP_PID=$!
+  wait_until 10 grep -q 'listening on' "$TMP/tcpdump.err" || bad "tcpdump did not start: $(cat "$TMP/tcpdump.err")"
   load_start 8
   load_wait spread
+  kill "$TCPDUMP_PID" 2>/dev/null
+  wait "$TCPDUMP_PID" 2>/dev/null
+  TCPDUMP_PID=""
   hosts=$(app_hosts)
   served=$(jq -r '.served_by | keys[]' "$TMP/load.json" 2>/dev/null | sort)
   check "load through node 1's Traefik: 0 failed, and all 3 app tasks (3 nodes) answered" \
     bash -c 'load_clean() { jq -e ".failures == 0 and .broken_sessions == 0" "$1" >/dev/null; }; load_clean "$1" && [ "$2" = "$3" ]' _ "$TMP/load.json" "$hosts" "$served"
+  # tcpdump decodes VXLAN: the inner packets' addresses and ports are on the decoded lines.
+  tcpdump -r "$TMP/vxlan.pcap" -n 2>/dev/null >"$LOGDIR/vxlan.txt"
+  cp "$TMP/vxlan.pcap" "$LOGDIR/vxlan.pcap"
+  n_all=$(grep -c 'VXLAN' "$LOGDIR/vxlan.txt")
+  n_redis=$(grep -cE '\.6379[ :]' "$LOGDIR/vxlan.txt")
+  n_clear=$(grep -acE 'EVALSHA|HGETALL|session:|instance:' "$TMP/vxlan.pcap")
+  n_pw=$(grep -acF -f "$PASSWORDS" "$TMP/vxlan.pcap")
+  n_http=$(grep -acF '"session_id"' "$TMP/vxlan.pcap")
+  echo "  captured $n_all VXLAN packets between the nodes, $n_redis of them to or from Redis's port 6379; readable: $n_clear Redis command or key names, $n_pw passwords, $n_http with '\"session_id\"' (the app's HTTP answers to Traefik)"
+  check "VXLAN between the nodes carried Redis traffic ($n_redis packets), with no Redis command, key name or password readable in it" \
+    test "$n_redis" -gt 0 -a "$n_clear" = 0 -a "$n_pw" = 0
+  check "the same capture shows the app's HTTP answers to Traefik in clear ($n_http with the session id): it would show Redis's" test "$n_http" -gt 0
 
   # -------------------------------------------------------------------------------------
   say "5. drain node 2 (it runs an app task) under load"
@@ -405,6 +523,7 @@ if [ "$MODE" = multi ]; then
   load_wait drain
   check "load during the drain: 0 failed requests, 0 broken sessions" load_clean
   dk 1 node update --availability active "$(node_name 2)" >/dev/null
+  check "no password in any inspect (containers of 3 nodes, services, secrets), service log, /api/redis, /api/metrics, ps" leak_check
 
   # -------------------------------------------------------------------------------------
   say "6. node 3 crashes (dockerd, containerd, its containers: SIGKILL) under load"
