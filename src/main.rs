@@ -5,7 +5,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `mi_option_allow_thp` in mimalloc.h's `mi_option_t` (v3, as pinned by Cargo.lock);
-/// libmimalloc-sys names no constant for it. `tests/cli.rs` checks the effect, so a
+/// libmimalloc-sys names no constant for it. `tests/integration/cli.rs` checks the effect, so a
 /// renumbering in an upgrade fails a test instead of passing silently.
 const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 

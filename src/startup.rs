@@ -41,7 +41,7 @@ const KEEP_ALIVE_SECS: u16 = 75;
 /// bytes), which answered a bare 400. 32 KiB keeps every over-long URI in one place, and
 /// Traefik's `maxHeaderBytes` (traefik/static/base.yml, every way of running) is set below
 /// it, so the proxy refuses first and never forwards a head that we would drop mid-request
-/// (that was its 502). `an_over_long_head_gets_431_every_time` (tests/api.rs) fails at 64 KiB.
+/// (that was its 502). `an_over_long_head_gets_431_every_time` (tests/integration/api.rs) fails at 64 KiB.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// A bound, running HTTP server and what it needs to stop gracefully.

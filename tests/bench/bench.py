@@ -675,7 +675,7 @@ ACL_USERS = ("admin", "app", "worker", "replication", "sentinel")  # one secret 
 
 def make_certs(d: Path) -> None:
     """A CA and a server certificate it signed for IP 127.0.0.1, EC P-256, made with openssl
-    (as tests/security.rs makes them)."""
+    (as tests/integration/security.rs makes them)."""
     d.mkdir(mode=0o700, parents=True)
     (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Sends the request cases of malformed.json or oversized.json (beside this file) and checks
-every answer; tests/api.rs reads the same files for the app directly.
+every answer; tests/integration/api.rs reads the same files for the app directly.
 
   send.py malformed|oversized --port PORT [--host 127.0.0.1] [--via app|traefik] [--runs N]
 

@@ -12,7 +12,7 @@ Starts the stack with tests/stack/local.sh on free loopback ports, then:
      200 within 2 s of Redis returning, no session counter goes back
   6. keys that need percent-encoding round-trip through /api/kv/{key} and ?key=; the
      ones Traefik refuses in a path (%2F, %5C) work through the query
-  7. the requests of tests/cases/malformed.json and oversized.json (tests/api.rs sends the
+  7. the requests of tests/cases/malformed.json and oversized.json (tests/integration/api.rs sends the
      same to the app) through Traefik: each answered as the file says, every over-long head
      20 times in a row; 408 for a stalled body
   8. Redis (ACL from deploy/redis, passwords in the stack's secret files) answers NOAUTH
