@@ -167,10 +167,10 @@ test-traefik: ## traefik.yml and traefik-swarm.yml are current renderings of tra
 	traefik/render.sh --check
 
 test-e2e: release ## host mode through real Traefik: seed flows, scaling, kills, Redis restart
-	python3 tests/e2e/run.py
+	python3 -m tests.e2e.run
 
 test-ha: release ## Redis failover under load: real Sentinels and Traefik on loopback, with and without WAIT
-	python3 tests/ha/run.py
+	python3 -m tests.ha.run
 
 test-browser: release ## Chromium drives the dashboard on a host-mode stack
 	tests/browser.sh

@@ -25,6 +25,7 @@ Starts the stack with tests/stack/local.sh on free loopback ports, then:
  11. no password (old or new) in the stack's logs, the load output, /redis, /metrics, `ps`
 Prints the measured figures and a last line `N passed, M failed`; exit 1 on any failure.
 
+Run from the repository root: `python3 -m tests.e2e.run` (`make test-e2e`).
 Environment: SCALEOUT_BIN (default target/release/scaleout), E2E_KEEP=1 keeps the state
 dir, E2E_ONLY=name[,name] runs some scenarios only (seed, scale_up, scale_down, kill, redis,
 keys, hostile, auth, rotate_app, rotate_worker, secrets).

@@ -16,8 +16,9 @@ are enqueued around it, the primary is SIGKILLed. Measured and checked:
     no password in the stack's logs, the load output, /redis, /metrics or `ps`.
 Prints the figures and a last line `N passed, M failed`; exit 1 on any failure.
 
-Environment: SCALEOUT_BIN (default target/release/scaleout), HA_ONLY=wait|nowait runs one
-of the two. Python 3 standard library only; reuses tests/e2e/run.py's stack and clients.
+Run from the repository root: `python3 -m tests.ha.run` (`make test-ha`). Environment:
+SCALEOUT_BIN (default target/release/scaleout), HA_ONLY=wait|nowait runs one of the two.
+Python 3 standard library only; imports tests.e2e.run's stack and clients.
 """
 
 import os
@@ -27,9 +28,8 @@ import threading
 import time
 import traceback
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
-import run as e2e  # noqa: E402 - the path above first
-from run import Client, Failure, Load, Probes, check, classify_breaks, log, now_ms, summary, wait_for  # noqa: E402
+from tests.e2e import run as e2e
+from tests.e2e.run import Client, Failure, Load, Probes, check, classify_breaks, log, now_ms, summary, wait_for
 
 JOBS = 200
 FIGURES = []  # (title, dict)
