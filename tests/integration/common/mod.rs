@@ -7,6 +7,9 @@
 //! process's random passwords ([`secrets`]); each `scaleout` process logs in as its role's
 //! user (`app`, or `worker`) unless the test sets `REDIS_USERNAME` itself; the harness's
 //! own commands log in as `admin`.
+//!
+//! Every wait is a poll through one loop ([`poll_with`]): [`until`] in async code,
+//! [`wait_for`] in blocking code, [`poll`] where giving up is not a failure.
 
 pub mod cases;
 pub mod http;
@@ -16,14 +19,16 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How long every poll of the suite pauses between two checks.
 const POLL_EVERY: Duration = Duration::from_millis(20);
 
-/// The suite's one polling loop: calls `check` at once, then every [`POLL_EVERY`] (after
-/// `pause`) until it gives `Some`, or until `timeout` has passed: `None` then (a zero
-/// `timeout` checks once). [`poll`], [`until`] and [`wait_for`] are its faces.
+/// The suite's one polling loop: `check` at once, then again after each `pause` of
+/// [`POLL_EVERY`], until it gives `Some`, or `None` once `timeout` has passed (a zero
+/// `timeout` checks once). [`poll`] and [`until`] pause on the runtime, [`wait_for`]
+/// blocks the thread.
 async fn poll_with<T>(
     timeout: Duration,
     mut check: impl AsyncFnMut() -> Option<T>,
@@ -41,6 +46,7 @@ async fn poll_with<T>(
     }
 }
 
+/// How every poll that must succeed fails.
 fn timed_out(what: &str, timeout: Duration) -> ! {
     panic!("timed out after {timeout:?} waiting for {what}")
 }
@@ -70,13 +76,12 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     );
     // Nothing in it awaits anything that can be pending: one poll runs it to the end.
     let mut polled = std::pin::pin!(polled);
-    let waker = std::task::Waker::noop();
     match polled
         .as_mut()
-        .poll(&mut std::task::Context::from_waker(waker))
+        .poll(&mut Context::from_waker(Waker::noop()))
     {
-        std::task::Poll::Ready(found) => found.unwrap_or_else(|| timed_out(what, timeout)),
-        std::task::Poll::Pending => unreachable!("a blocking poll never yields"),
+        Poll::Ready(found) => found.unwrap_or_else(|| timed_out(what, timeout)),
+        Poll::Pending => unreachable!("a blocking poll never yields"),
     }
 }
 
