@@ -11,7 +11,7 @@
 #      name is 127.0.0.1; `podman kube play` of the rendered pods, the seed flows,
 #      `podman kube down`, nothing left.
 # Needs: .ci/deps k8s (podman, catatonit, and the tools of .ci/k8s-tools), Docker (for the
-# images), root (unshare). Docker and podman run under flock /tmp/scaleout-docker.lock.
+# images), root (unshare). Docker and podman run holding /tmp/scaleout-docker.lock.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -36,21 +36,34 @@ if [ "${1:-}" = --podman-inner ]; then
   exit
 fi
 
-start=$(date +%s)
+start=$EPOCHREALTIME
+since() { # seconds since an $EPOCHREALTIME, to a tenth
+  local us=$((${EPOCHREALTIME/./} - ${1/./}))
+  echo "$((us / 1000000)).$((us / 100000 % 10))"
+}
 dir=$(.ci/k8s-tools)
 export K8S_TOOLS=$dir/bin PY=$dir/venv/bin/python
 
 echo "== static checks (no network)"
 unshare -n "$PY" tests/k8s/static.py
 
-echo "== images"
 tests/compose/dockerd-up.sh
 tests/compose/compose-plugin.sh >/dev/null
 : "${SCALEOUT_BIN:?SCALEOUT_BIN: the static release binary (make test-k8s sets it)}"
-flock /tmp/scaleout-docker.lock tests/compose/build-images.sh
-
-echo "== podman kube play (loopback only)"
 base=$(mktemp -d "${TMPDIR:-/tmp}/scaleout-podman.XXXXXX")
 trap 'rm -rf "$base" "$base.hosts"' EXIT
-flock /tmp/scaleout-docker.lock unshare -n -m "$0" --podman-inner "$base"
-echo "test-k8s: done in $(($(date +%s) - start)) s"
+# The Docker lock (what flock /tmp/scaleout-docker.lock CMD takes), held by this shell
+# alone for the images and the podman run: no child keeps the descriptor (9>&-), so no
+# container that outlives us could hold the lock.
+asked=$EPOCHREALTIME
+exec 9>/tmp/scaleout-docker.lock
+flock 9
+waited=$(since "$asked")
+echo "== images (after $waited s waiting for the Docker lock)"
+t=$EPOCHREALTIME
+tests/compose/build-images.sh 9>&-
+echo "images: $(since "$t") s"
+echo "== podman kube play (loopback only)"
+unshare -n -m "$0" --podman-inner "$base" 9>&-
+flock -u 9
+echo "test-k8s: done in $(since "$start") s, $waited s of it waiting for the Docker lock"
