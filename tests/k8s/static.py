@@ -76,11 +76,14 @@ def validate(path, kube):
 
 
 def checkov(paths):
+    """(failures, its summary line)."""
     args = ["checkov", "--skip-download", "--quiet", "--compact", "--framework", "kubernetes"]
     for p in paths:
         args += ["-f", str(p)]
     code, out = run(*args)
-    return [] if code == 0 else [l for l in out.splitlines() if "Check:" in l or "FAILED" in l][:40] or [out[-2000:]]
+    summary = next((l.strip() for l in out.splitlines() if l.startswith("Passed checks:")), "")
+    fails = [l for l in out.splitlines() if "Check:" in l or "FAILED" in l][:40] or [out[-2000:]]
+    return ([] if code == 0 else fails), summary
 
 
 STEPS = ("lint", "template", "validate", "checkov", "render")
@@ -89,7 +92,7 @@ STEPS = ("lint", "template", "validate", "checkov", "render")
 def pipeline(values, tmp, stop_after=None):
     """Runs every step on one values file, for both Kubernetes versions; returns
     {step: failures} for the steps it ran (it stops at the first failing step)."""
-    seen = {}
+    seen = {"notes": {}}
     renders = []
     for step in STEPS:
         fails = []
@@ -105,7 +108,9 @@ def pipeline(values, tmp, stop_after=None):
             elif step == "render":
                 fails += render_checks.check(docs_of(out))
         if step == "checkov":
-            fails = checkov(renders)
+            fails, seen["notes"]["checkov"] = checkov(renders)
+        if step == "template" and not fails:
+            seen["notes"]["template"] = f"{len(docs_of(renders[-1]))} objects"
         seen[step] = fails
         if fails or step == stop_after:
             break
@@ -121,7 +126,9 @@ def main():
         for values in ci:
             seen = pipeline(values, tmp)
             for step in STEPS:
-                report(f"{step:<8} ci/{values.name} (Kubernetes {', '.join(KUBE_VERSIONS)})", seen.get(step, ["not reached"]))
+                note = seen["notes"].get(step)
+                report(f"{step:<8} ci/{values.name} (Kubernetes {', '.join(KUBE_VERSIONS)}){': ' + note if note else ''}",
+                       seen.get(step, ["not reached"]))
         default = docs_of(tmp / f"default-values-{KUBE_VERSIONS[-1]}.yaml")
         report("render_checks self-test: each check passes, and fails on its deliberate break",
                render_checks.self_test(default))
