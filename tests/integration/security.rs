@@ -170,7 +170,7 @@ async fn a_wrong_or_missing_password_is_a_503_that_heals_when_the_file_is_fixed(
 
     // Fixed: the next retry reads the file again.
     file.write(&password("app"));
-    until_ready(&app, 200, Duration::from_secs(2)).await;
+    until_ready(&app, 200, Duration::from_secs(5)).await;
     assert_eq!(get(app.addr(), "/").await.status, 200);
 
     // Missing, then there (a secret mounted late).
@@ -185,7 +185,7 @@ async fn a_wrong_or_missing_password_is_a_503_that_heals_when_the_file_is_fixed(
     );
     until_ready(&app, 503, Duration::ZERO).await;
     file.write(&password("app"));
-    until_ready(&app, 200, Duration::from_secs(2)).await;
+    until_ready(&app, 200, Duration::from_secs(5)).await;
     shows_none_of(&app, &[&wrong, &password("app"), &password("admin")]).await;
 }
 
@@ -222,9 +222,9 @@ async fn a_rotated_password_is_read_again_without_a_restart() {
         "{}",
         during.status
     );
-    until_ready(&app, 503, Duration::from_secs(2)).await;
+    until_ready(&app, 503, Duration::from_secs(5)).await;
     file.write(&new);
-    until_ready(&app, 200, Duration::from_secs(2)).await;
+    until_ready(&app, 200, Duration::from_secs(5)).await;
     let after = send(app.addr(), "GET", "/", Some(&sid), None)
         .await
         .unwrap();
@@ -281,7 +281,7 @@ async fn a_second_password_rotates_with_no_failed_request() {
     file.write(&new);
     wait_for(
         "the app to read the new password",
-        Duration::from_secs(2),
+        Duration::from_secs(5),
         || {
             app.logs()
                 .iter()
@@ -311,7 +311,7 @@ async fn a_second_password_rotates_with_no_failed_request() {
     redis
         .cmd(&["CLIENT", "KILL", "USER", "app"])
         .expect("killed");
-    until_ready(&app, 200, Duration::from_secs(1)).await;
+    until_ready(&app, 200, Duration::from_secs(5)).await;
     let after = send(addr, "GET", "/", Some(&sid), None).await.unwrap();
     assert_eq!(after.status, 200);
     assert!(
@@ -414,7 +414,7 @@ async fn tls_only_redis_refuses_plaintext_serves_the_app_and_rejects_a_wrong_ca(
 
     let ca = certs.path("ca.crt");
     let app = app(&redis, &[("REDIS_TLS_CA_FILE", &ca)]);
-    until_ready(&app, 200, Duration::from_secs(5)).await;
+    until_ready(&app, 200, Duration::from_secs(10)).await;
     let first = get(app.addr(), "/").await;
     assert_eq!(first.status, 200, "{}", first.text());
     let sid = first.sid().unwrap();
@@ -430,7 +430,7 @@ async fn tls_only_redis_refuses_plaintext_serves_the_app_and_rejects_a_wrong_ca(
     assert_eq!(get(doubting.addr(), "/").await.status, 503);
     wait_for(
         "the certificate error in the log",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || {
             doubting
                 .logs()
