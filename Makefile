@@ -28,12 +28,12 @@ build: ## build the three images with Nix (>= 2.18) and load them into Docker
 images: ## the same images without Nix, from the musl build (installs its tools)
 	.ci/deps images
 	@$(MAKE) --no-print-directory release frontend
-	tests/compose/build-images.sh scaleout
+	deploy/images/build.sh scaleout
 
 up: ## start the stack with N (3) replicas and wait until healthy; makes the Redis passwords (.secrets/) and images if missing
 	@why=$$(command -v docker >/dev/null && docker version -f '{{.Server.Version}}' 2>&1 >/dev/null) || \
 	  { echo "make up: no Docker engine ($${why:-no docker command}); run the same stack without Docker: make local" >&2; exit 1; }
-	@docker compose version >/dev/null 2>&1 || tests/compose/compose-plugin.sh
+	@docker compose version >/dev/null 2>&1 || deploy/docker/compose-plugin.sh
 	@if docker image inspect scaleout-app:latest scaleout-worker:latest scaleout-web:latest >/dev/null 2>&1; then \
 	  echo "make up: using the existing scaleout-*:latest images (make images or make build rebuilds them)"; \
 	elif why=$$(.ci/nix-usable); then \
@@ -128,10 +128,10 @@ swarm-rm: ## remove the stack (the Redis volume stays on its node)
 local: ## the same stack on loopback, no Docker (installs its tools; Ctrl-C stops); HA=1: Redis with 2 replicas, 3 Sentinels
 	.ci/deps local
 	@$(MAKE) --no-print-directory release frontend
-	tests/stack/local.sh up $(N)
+	deploy/local.sh up $(N)
 
 local-scale: ## scale a running host-mode stack to N replicas
-	tests/stack/local.sh scale $(N)
+	deploy/local.sh scale $(N)
 
 # ---- Builds
 release: ## the static (musl) release binary
@@ -176,21 +176,21 @@ test-browser: release ## Chromium drives the dashboard on a host-mode stack
 	tests/browser.sh
 
 test-compose: release ## the real compose.yaml on a real Docker engine
-	tests/compose/dockerd-up.sh
-	tests/compose/compose-plugin.sh
+	deploy/docker/dockerd-up.sh
+	deploy/docker/compose-plugin.sh
 	tests/compose/run.sh
 
 test-swarm: release ## stack.yaml on a one-node swarm of its own: rolling updates, scaling, kills under load
-	tests/compose/compose-plugin.sh
+	deploy/docker/compose-plugin.sh
 	tests/swarm/run.sh single
 
 test-swarm-multi: release ## three engines in network namespaces, 3 managers: drain, node crash, rejoin
-	tests/compose/compose-plugin.sh
+	deploy/docker/compose-plugin.sh
 	tests/swarm/run.sh multi
 
 test-quickstart: release ## from a clean clone: make up, the curl flows, make down; make local likewise
-	tests/compose/dockerd-up.sh
-	tests/compose/compose-plugin.sh
+	deploy/docker/dockerd-up.sh
+	deploy/docker/compose-plugin.sh
 	tests/quickstart/run.sh
 
 test-k8s: release ## the Helm chart: lint, schemas, checkov, render checks (no network); its pods under podman kube play

@@ -9,10 +9,10 @@ cd "$root"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 dir=$(mktemp -d)
 export STACK_DIR=$dir/stack STACK_PORT=$(free_port) STACK_DASH_PORT=$(free_port)
-tests/stack/local.sh up 3 >"$dir/stack.log" 2>&1 &
+deploy/local.sh up 3 >"$dir/stack.log" 2>&1 &
 stack=$!
 cleanup() {
-  tests/stack/local.sh down >/dev/null 2>&1 || true
+  deploy/local.sh down >/dev/null 2>&1 || true
   kill "$stack" 2>/dev/null || true
   wait "$stack" 2>/dev/null || true
   rm -rf "$dir"

@@ -6,7 +6,7 @@
 #   traefik/render.sh compose | swarm    print traefik.yml (compose.yaml) / traefik-swarm.yml
 #                                        (stack.yaml); both are committed renderings
 #   traefik/render.sh host WEB DASHBOARD DYNAMIC_DIR LOG_LEVEL
-#                                        print host mode's (tests/stack/local.sh writes it)
+#                                        print host mode's (deploy/local.sh writes it)
 #   traefik/render.sh --write            rewrite traefik.yml and traefik-swarm.yml
 #   traefik/render.sh --check            fail when either differs from its rendering, or a
 #                                        rendering lacks the entry point's limits
@@ -47,7 +47,7 @@ EOF
       ;;
     host) cat <<'EOF'
 # Host mode's Traefik static configuration, rendered by traefik/render.sh (run by
-# tests/stack/local.sh) from traefik/static/base.yml: loopback ports, file provider only.
+# deploy/local.sh) from traefik/static/base.yml: loopback ports, file provider only.
 EOF
       ;;
   esac

@@ -5,7 +5,7 @@ Measures, on this machine, in one run:
   1. direct to one process, same Redis, same wrk load: scaleout app vs seed-go (the
      original's Go rebuild), with persistent session cookies and without (a new session
      per request); also scaleout with MIMALLOC_ALLOW_THP=1 (its default is 0);
-  2. through Traefik (host mode, tests/stack/local.sh) with 1 and 3 app replicas vs
+  2. through Traefik (host mode, deploy/local.sh) with 1 and 3 app replicas vs
      Traefik's own ceiling (Traefik in front of `scaleout web` serving a small file);
   3. the Redis ceiling for the commands of one request (redis-benchmark);
   4. memory (VmRSS idle, VmHWM under load) of each server process;
@@ -71,7 +71,7 @@ WORK = Path(os.environ.get("BENCH_WORK_DIR", ROOT / "target" / "bench"))
 SCALEOUT = Path(os.environ.get("SCALEOUT_BIN", ROOT / "target/x86_64-unknown-linux-musl/release/scaleout"))
 SEED_GO = Path(os.environ.get("SEED_GO_BIN", WORK / "seed-go"))
 LUA = HERE / "wrk.lua"
-LOCAL_SH = ROOT / "tests" / "stack" / "local.sh"
+LOCAL_SH = ROOT / "deploy" / "local.sh"
 ENTRYPOINT = ROOT / "deploy" / "redis" / "entrypoint.sh"
 PHASES = ("direct", "startup", "redis", "wait", "traefik", "security", "sizes")
 CLK = os.sysconf("SC_CLK_TCK")
@@ -766,7 +766,7 @@ def traefik_phase(have_traefik: bool) -> dict:
     subprocess.run([LOCAL_SH, "down"], env=env, capture_output=True, timeout=60)
     shutil.rmtree(stack, ignore_errors=True)
     sup = PROCS.start([LOCAL_SH, "up", "1"], env, "stack")
-    out = {"setup": f"host mode (tests/stack/local.sh): Traefik (GOMAXPROCS default), replicas and "
+    out = {"setup": f"host mode (deploy/local.sh): Traefik (GOMAXPROCS default), replicas and "
                     f"`scaleout web` with WORKERS=1, Redis with AOF everysec; wrk 1 thread, {CONC} "
                     f"connections; nothing pinned", "runs": []}
     try:

