@@ -47,7 +47,7 @@ results = []
 def report(name, failures):
     results.append(not failures)
     print(f"{'ok  ' if not failures else 'FAIL'} {name}", flush=True)
-    for f in failures[:10]:
+    for f in failures[:16]:
         print(f"       {f}")
     return not failures
 
@@ -142,24 +142,22 @@ def get(url, jar=None, timeout=3):
             status = r.status
     except urllib.error.HTTPError as e:
         body, status = e.read().decode(), e.code
+    except (urllib.error.URLError, OSError) as e:  # no answer: a failed check, not a crash
+        return None, {"error": str(e)}
     try:
         return status, json.loads(body)
     except ValueError:
-        return status, body
+        return status, {"text": body}
 
 
 def wait_for(what, probe, limit=30.0):
     """Polls probe() (true when done) every 0.2 s for at most limit seconds."""
     end = time.monotonic() + limit
-    last = None
     while time.monotonic() < end:
-        try:
-            if probe():
-                return None
-        except (OSError, urllib.error.URLError) as e:
-            last = e
+        if probe():
+            return None
         time.sleep(0.2)
-    return f"{what}: not within {limit:.0f} s (last error: {last})"
+    return f"{what}: not within {limit:.0f} s"
 
 
 def main():
@@ -199,9 +197,14 @@ def main():
         pm("kube", "play", str(play_file))
         fail = wait_for("app /readyz 200", lambda: get(base_url + "/readyz")[0] == 200)
         fail = fail or wait_for("web /healthz 200", lambda: get(web_url + "/healthz")[0] == 200)
-        report(f"kube play: app ready (/readyz 200) and web healthy in {time.monotonic() - t0:.1f} s", [fail] if fail else [])
         pods = pm.names("pod", "ps")
         containers = pm.names("ps")
+        logs = []
+        if fail:  # what each container said last
+            for c in pm.names("ps", "-a"):
+                _, out, err = pm("logs", "--tail", "3", c, check=False)
+                logs += [f"{c}: {line}" for line in (out + err).splitlines()]
+        report(f"kube play: app ready (/readyz 200) and web healthy in {time.monotonic() - t0:.1f} s", [fail, *logs] if fail else [])
 
         # every probe of every played container, run in it; and again against a port
         # nothing listens on, where it must fail
