@@ -128,6 +128,17 @@ impl Drop for PasswordFile {
     }
 }
 
+/// The app logging in as `app` with the password `file` holds.
+fn app_reading(redis: &Redis, file: &PasswordFile) -> Scaleout {
+    app(
+        redis,
+        &[
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_PASSWORD_FILE", file.path()),
+        ],
+    )
+}
+
 /// No log line, page or metric the app shows holds any of `secrets`.
 async fn shows_none_of(app: &Scaleout, secrets: &[&str]) {
     let mut seen = app.logs().join("\n");
@@ -148,13 +159,7 @@ async fn a_wrong_or_missing_password_is_a_503_that_heals_when_the_file_is_fixed(
     let file = PasswordFile::new("wrong");
     let wrong = random_hex();
     file.write(&wrong);
-    let app = app(
-        &redis,
-        &[
-            ("REDIS_USERNAME", "app"),
-            ("REDIS_PASSWORD_FILE", file.path()),
-        ],
-    );
+    let app = app_reading(&redis, &file);
     let res = get(app.addr(), "/").await;
     assert_eq!(res.status, 503, "{}", res.text());
     assert_eq!(res.json()["error"], "redis unavailable");
@@ -176,35 +181,51 @@ async fn a_wrong_or_missing_password_is_a_503_that_heals_when_the_file_is_fixed(
     // Missing, then there (a secret mounted late).
     std::fs::remove_file(&file.0).unwrap();
     drop(app);
-    let app = self::app(
-        &redis,
-        &[
-            ("REDIS_USERNAME", "app"),
-            ("REDIS_PASSWORD_FILE", file.path()),
-        ],
-    );
+    let app = app_reading(&redis, &file);
     until_ready(&app, 503, Duration::ZERO).await;
     file.write(&password("app"));
     until_ready(&app, 200, Duration::from_secs(5)).await;
     shows_none_of(&app, &[&wrong, &password("app"), &password("admin")]).await;
 }
 
+/// An app logged in as `app` with its password in a file of its own, and a session.
+struct Rotating {
+    redis: Redis,
+    file: PasswordFile,
+    app: Scaleout,
+    old: String,
+    sid: String,
+}
+
+impl Rotating {
+    async fn start(name: &str) -> Self {
+        let redis = Redis::start();
+        let file = PasswordFile::new(name);
+        let old = password("app");
+        file.write(&old);
+        let app = app_reading(&redis, &file);
+        let first = get(app.addr(), "/").await;
+        assert_eq!(first.status, 200);
+        let sid = first.sid().unwrap();
+        Self {
+            redis,
+            file,
+            app,
+            old,
+            sid,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_rotated_password_is_read_again_without_a_restart() {
-    let redis = Redis::start();
-    let file = PasswordFile::new("rotated");
-    let old = password("app");
-    file.write(&old);
-    let app = app(
-        &redis,
-        &[
-            ("REDIS_USERNAME", "app"),
-            ("REDIS_PASSWORD_FILE", file.path()),
-        ],
-    );
-    let first = get(app.addr(), "/").await;
-    assert_eq!(first.status, 200);
-    let sid = first.sid().unwrap();
+    let Rotating {
+        redis,
+        file,
+        app,
+        old,
+        sid,
+    } = Rotating::start("rotated").await;
 
     // The hard way: the old password stops working at once, and every connection must
     // log in again; only then does the file change.
@@ -242,20 +263,13 @@ async fn a_rotated_password_is_read_again_without_a_restart() {
 
 #[tokio::test]
 async fn a_second_password_rotates_with_no_failed_request() {
-    let redis = Redis::start();
-    let file = PasswordFile::new("second");
-    let old = password("app");
-    file.write(&old);
-    let app = app(
-        &redis,
-        &[
-            ("REDIS_USERNAME", "app"),
-            ("REDIS_PASSWORD_FILE", file.path()),
-        ],
-    );
-    let first = get(app.addr(), "/").await;
-    assert_eq!(first.status, 200);
-    let sid = first.sid().unwrap();
+    let Rotating {
+        redis,
+        file,
+        app,
+        old,
+        sid,
+    } = Rotating::start("second").await;
     let addr = app.addr();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
