@@ -21,9 +21,10 @@
 #   refused, an unauthenticated one and the default user get NOAUTH / WRONGPASS, the app and
 #   worker users are refused what their ACL does not allow; each service holds only its own
 #   secrets; no password appears in any container's or service's inspect, any service's log,
-#   /api/redis, /api/metrics or `ps`. multi also captures the VXLAN traffic between the nodes
-#   (tcpdump on the test's bridge): Redis's traffic crosses it, and none of its commands or
-#   passwords is readable there, while the HTTP between Traefik and the app is.
+#   /api/redis, /api/metrics or `ps`. multi also captures the VXLAN traffic of node 1 (Redis,
+#   Traefik) with the other nodes (tcpdump on node 1's veth): Redis's traffic crosses it, and
+#   none of its commands or passwords is readable there, while the HTTP between Traefik and
+#   the app is.
 #
 # Prints figures, and "N passed, M failed" as its last line; exits non-zero on any failure.
 # Hard limit SWARM_TEST_TIMEOUT (default 600 s). Traffic goes only to the network namespaces
@@ -482,8 +483,9 @@ if [ "$MODE" = multi ]; then
   nodes_of() { running "$1" | awk '{print $2}' | sort -u | tr '\n' ' '; }
   echo "  app tasks on: $(nodes_of app); redis on: $(nodes_of redis); traefik on: $(nodes_of traefik)"
   check "app tasks on all 3 nodes" test "$(nodes_of app)" = "$(node_name 1) $(node_name 2) $(node_name 3) "
-  # Everything between the nodes during this load, as it crosses the test's bridge.
-  tcpdump -i "$BR" -n -U -s 0 -Z root -w "$TMP/vxlan.pcap" udp port 4789 2>"$TMP/tcpdump.err" &
+  # Everything node 1 (Redis, Traefik) exchanges with the other nodes during this load, on the
+  # host end of its veth (a capture on the bridge misses what it forwards between its ports).
+  tcpdump -i "v-$PREFIX-1" -n -U -s 0 -Z root -w "$TMP/vxlan.pcap" udp port 4789 2>"$TMP/tcpdump.err" &
   TCPDUMP_PID=$!
   wait_until 10 grep -q 'listening on' "$TMP/tcpdump.err" || bad "tcpdump did not start: $(cat "$TMP/tcpdump.err")"
   load_start 8
