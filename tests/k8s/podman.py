@@ -33,23 +33,15 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import render_checks  # noqa: E402
+from tests.k8s import render_checks
+from tests.k8s.report import Report
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy/helm/scaleout"
 TOOLS = Path(os.environ["K8S_TOOLS"])
 IMAGES = ["scaleout-app:latest", "scaleout-worker:latest", "scaleout-web:latest", "redis:8.2-alpine"]
 PLAYED = ("Secret", "ConfigMap", "PersistentVolumeClaim", "Pod", "Deployment")
-results = []
-
-
-def report(name, failures):
-    results.append(not failures)
-    print(f"{'ok  ' if not failures else 'FAIL'} {name}", flush=True)
-    for f in failures[:16]:
-        print(f"       {f}")
-    return not failures
+report = Report()
 
 
 class Podman:
@@ -161,7 +153,6 @@ def wait_for(what, probe, limit=30.0):
 
 
 def main():
-    start = time.monotonic()
     docs, values = render()
     print(f"render: {' '.join(str(v.relative_to(ROOT)) if v.is_relative_to(ROOT) else str(v) for v in values)}")
     report("the podman render passes render_checks too", render_checks.check(docs))
@@ -302,10 +293,7 @@ def main():
         pm("system", "reset", "--force", check=False)
         for p in base.iterdir():
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
-    passed, failed = results.count(True), results.count(False)
-    print(f"podman run: {time.monotonic() - start:.1f} s")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report.close("podman run")
 
 
 if __name__ == "__main__":

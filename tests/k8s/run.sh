@@ -32,7 +32,7 @@ if [ "${1:-}" = --podman-inner ]; then
   printf '127.0.0.1 localhost\n127.0.0.1 scaleout-redis\n' >"$base.hosts"
   mount --bind "$base.hosts" /etc/hosts
   ip link set lo up
-  PODMAN_BASE=$base "$PY" tests/k8s/podman.py
+  PODMAN_BASE=$base "$PY" -m tests.k8s.podman
   exit
 fi
 
@@ -45,7 +45,7 @@ dir=$(.ci/k8s-tools)
 export K8S_TOOLS=$dir/bin PY=$dir/venv/bin/python
 
 echo "== static checks (no network)"
-unshare -n "$PY" tests/k8s/static.py
+unshare -n "$PY" -m tests.k8s.static
 
 deploy/docker/dockerd-up.sh
 deploy/docker/compose-plugin.sh >/dev/null

@@ -18,13 +18,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import render_checks  # noqa: E402
+from tests.k8s import render_checks
+from tests.k8s.report import Report
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy/helm/scaleout"
@@ -33,14 +32,7 @@ TOOLS = Path(os.environ["K8S_TOOLS"])
 KUBE_VERSIONS = ("1.30.0", "1.37.0")
 RELEASE, NAMESPACE = "scaleout", "scaleout"
 
-results = []
-
-
-def report(name, failures):
-    results.append(not failures)
-    print(f"{'ok  ' if not failures else 'FAIL'} {name}", flush=True)
-    for f in failures[:20]:
-        print(f"       {f}")
+report = Report()
 
 
 def run(*cmd):
@@ -118,7 +110,6 @@ def pipeline(values, tmp, stop_after=None):
 
 
 def main():
-    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="scaleout-k8s-") as t:
         tmp = Path(t)
         ci = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -147,10 +138,7 @@ def main():
                 fails.append(f"{want} passed a broken values file")
             why = (seen.get(want) or ["-"])[0].splitlines()[0]
             report(f"broken   {values.name}: {want} fails ({why[:110]})", fails)
-    passed, failed = results.count(True), results.count(False)
-    print(f"static checks: {time.monotonic() - start:.1f} s")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report.close("static checks")
 
 
 if __name__ == "__main__":
