@@ -60,8 +60,8 @@ impl Login {
         login
     }
 
-    /// Reads the password file again (every keep-warm check does, 4 times a second: a
-    /// small read). True when it now holds another password than before, which the
+    /// Reads the password file again (every keep-warm check does: 4 small reads a second
+    /// per HTTP worker thread). True when it now holds another password than before, which the
     /// caller then dials with. A file that cannot be read, or is empty, keeps the old
     /// password; that is logged once, until it can be read again.
     pub fn changed(&self) -> bool {
