@@ -407,6 +407,12 @@ write_static() {
   for f in "$ROOT"/traefik/dynamic/*.yml; do ln -s "$f" "$S/dynamic/"; done
 }
 
+# The head of one of those services, health-checked like compose's; its servers follow.
+lb_service() {
+  printf '    %s:\n      loadBalancer:\n        serversTransport: fast-fail\n' "$1"
+  printf '        healthCheck:\n          path: /healthz\n          interval: 1s\n          timeout: 1s\n'
+}
+
 # The generated part: what labels do in compose (routers + services for app and web).
 write_dynamic() {
   local tmp=$S/zz-stack.yml.new n
@@ -428,31 +434,17 @@ http:
       middlewares: [web-headers]
       service: web
   services:
-    app:
-      loadBalancer:
-        serversTransport: fast-fail
-        healthCheck:
-          path: /healthz
-          interval: 1s
-          timeout: 1s
 EOF
+    lb_service app
     if [[ -z $(replicas) ]]; then
       echo "        servers: []"
     else
       echo "        servers:"
       for n in $(replicas); do echo "          - url: \"http://$(addr_of "$n")\"  # $n"; done
     fi
-    cat <<EOF
-    web:
-      loadBalancer:
-        serversTransport: fast-fail
-        healthCheck:
-          path: /healthz
-          interval: 1s
-          timeout: 1s
-        servers:
-          - url: "http://$(addr_of web)"
-EOF
+    lb_service web
+    echo "        servers:"
+    echo "          - url: \"http://$(addr_of web)\""
   } > "$tmp"
   mv -f "$tmp" "$S/dynamic/zz-stack.yml"
 }
