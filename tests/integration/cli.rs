@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{Redis, Scaleout, login_env, wait_for};
+use crate::common::{Redis, Scaleout, role_login, wait_for};
 
 /// What a finished `scaleout` run left: exit code, stdout, stderr.
 struct Outcome {
@@ -252,11 +252,7 @@ fn stop_at_once(command: &str, ready_line: &str, redis: &Redis) -> (bool, String
             .env_clear()
             .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("REDIS_URL", redis.url())
-            .envs(login_env(if command == "worker" {
-                "worker"
-            } else {
-                "app"
-            }))
+            .envs(role_login(command))
             .env("INSTANCE_NAME", format!("{command}-stop"))
             .env("DRAIN_SECS", "0")
             .env("WORKERS", "1")

@@ -137,6 +137,11 @@ pub fn login_env(user: &str) -> Vec<(String, String)> {
     .to_vec()
 }
 
+/// [`login_env`] for the user a subcommand runs as in every stack: `worker`, else `app`.
+pub fn role_login(command: &str) -> Vec<(String, String)> {
+    login_env(if command == "worker" { "worker" } else { "app" })
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -434,11 +439,7 @@ impl Scaleout {
             .env("LOG_FORMAT", "json")
             .env("WORKERS", "2");
         if !env.iter().any(|(k, _)| *k == "REDIS_USERNAME") {
-            cmd.envs(login_env(if command == "worker" {
-                "worker"
-            } else {
-                "app"
-            }));
+            cmd.envs(role_login(command));
         }
         cmd.envs(env.iter().copied())
             .stdout(Stdio::piped())
