@@ -45,7 +45,7 @@ pub const VARS: &[Var] = &[
     var(
         "REDIS_PASSWORD_FILE",
         Unset,
-        "file holding that user's password (a Docker, Swarm or Kubernetes secret), read again whenever Redis refuses it; unset: no password",
+        "file holding that user's password (a Docker, Swarm or Kubernetes secret), read again every 250 ms, so a changed password is used without a restart; unset: no password",
         Rule::Parses,
     ),
     var(
@@ -57,7 +57,7 @@ pub const VARS: &[Var] = &[
     var(
         "REDIS_SENTINEL_PASSWORD_FILE",
         Unset,
-        "file holding the Sentinel user's password, read again whenever a Sentinel refuses it; unset: no password",
+        "file holding the Sentinel user's password, read again before the Sentinels are asked; unset: no password",
         Rule::Parses,
     ),
     var(
